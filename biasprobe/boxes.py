@@ -1,0 +1,124 @@
+"""Object boxes: Pascal VOC XML (1-based inclusive) and CSV (0-based, exclusive max) readers.
+
+One box per image, the largest; features for the photographer's bias are the normalised
+centre and the log relative size ``log(sqrt(w * h / (W * H)))`` (PROTOCOLS.md section 4).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from .errors import InputError
+
+__all__ = ["Box", "BoxTable", "read_boxes"]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box in 0-based pixel coordinates: ``[xmin, xmin + width)`` on an image of W x H."""
+
+    xmin: float
+    ymin: float
+    width: float
+    height: float
+    image_width: float
+    image_height: float
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def features(self) -> tuple[float, float, float]:
+        """Normalised centre (cx, cy) and log relative size."""
+        cx = (self.xmin + self.width / 2) / self.image_width
+        cy = (self.ymin + self.height / 2) / self.image_height
+        size = math.log(math.sqrt(self.area / (self.image_width * self.image_height)))
+        return cx, cy, size
+
+
+@dataclass(frozen=True)
+class BoxTable:
+    """Largest box per image, looked up by relative path or by file stem."""
+
+    by_path: dict[str, Box]
+    by_stem: dict[str, Box]
+    source: Path
+
+    def lookup(self, relative_path: str) -> Box | None:
+        key = PurePosixPath(relative_path)
+        return self.by_path.get(str(key)) or self.by_stem.get(key.stem)
+
+    def __len__(self) -> int:
+        return len(self.by_path) + len(self.by_stem)
+
+
+def _keep_largest(boxes: dict[str, Box], key: str, box: Box) -> None:
+    old = boxes.get(key)
+    if old is None or box.area > old.area:
+        boxes[key] = box
+
+
+def _read_voc_file(path: Path, by_stem: dict[str, Box]) -> None:
+    try:
+        root = ET.parse(path).getroot()
+        filename = root.findtext("filename") or path.stem
+        width = float(root.findtext("size/width"))  # type: ignore[arg-type]
+        height = float(root.findtext("size/height"))  # type: ignore[arg-type]
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            if bb is None:
+                continue
+            xmin, ymin, xmax, ymax = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[arg-type]
+            box = Box(xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1, width, height)
+            _keep_largest(by_stem, PurePosixPath(filename).stem, box)
+    except (ET.ParseError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot read Pascal VOC boxes from {path}: {exc}") from exc
+
+
+def _read_csv(path: Path) -> dict[str, Box]:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read boxes CSV {path}: {exc}") from exc
+    needed = {"path", "xmin", "ymin", "xmax", "ymax", "image_width", "image_height"}
+    missing = needed - set(table.columns)
+    if missing:
+        raise InputError(
+            f"boxes CSV {path} lacks columns {sorted(missing)}; expected "
+            "path,xmin,ymin,xmax,ymax,image_width,image_height (0-based, max exclusive)"
+        )
+    boxes: dict[str, Box] = {}
+    for row in table.itertuples(index=False):
+        box = Box(
+            float(row.xmin), float(row.ymin), float(row.xmax - row.xmin), float(row.ymax - row.ymin),
+            float(row.image_width), float(row.image_height),
+        )
+        if box.width <= 0 or box.height <= 0:
+            raise InputError(f"boxes CSV {path}: empty box for {row.path}")
+        _keep_largest(boxes, str(PurePosixPath(str(row.path))), box)
+    return boxes
+
+
+def read_boxes(path: str | Path) -> BoxTable:
+    """Read boxes from a CSV file, one VOC XML file, or a folder of VOC XML files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"boxes file or folder not found: {path}")
+    by_path: dict[str, Box] = {}
+    by_stem: dict[str, Box] = {}
+    if path.is_dir():
+        files = sorted(path.rglob("*.xml"))
+        if not files:
+            raise InputError(f"no Pascal VOC .xml files in {path}")
+        for file in files:
+            _read_voc_file(file, by_stem)
+    elif path.suffix.lower() == ".xml":
+        _read_voc_file(path, by_stem)
+    else:
+        by_path = _read_csv(path)
+    return BoxTable(by_path=by_path, by_stem=by_stem, source=path)

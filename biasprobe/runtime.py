@@ -1,0 +1,90 @@
+"""Where the model runs and how fast: device choice, threads, glibc malloc tuning,
+channels_last and inference mode, all in one place."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .malloc_tuning import malloc_tuned, tune_malloc
+
+__all__ = ["Runtime", "select_device", "set_threads"]
+
+log = logging.getLogger(__name__)
+
+def select_device(device: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
+    from .errors import InputError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch (and FAISS, when imported) threads; default: every core this process may use."""
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads < 1:
+        from .errors import InputError
+
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        pass
+    return threads
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Execution settings shared by every stage that runs a model."""
+
+    device: torch.device
+    threads: int
+    precision: str = "fp32"
+    channels_last: bool = True
+
+    @classmethod
+    def create(cls, *, device: str = "auto", threads: int | None = None, precision: str = "fp32") -> Runtime:
+        """Apply the CPU fast path (malloc tuning, thread count) and pick the device."""
+        from .errors import InputError
+
+        if precision not in ("fp32", "bf16"):
+            raise InputError(f"--precision must be fp32 or bf16, got {precision!r}")
+        tune_malloc()
+        chosen = select_device(device)
+        return cls(device=chosen, threads=set_threads(threads), precision=precision)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Eval mode on the device, channels_last memory format."""
+        model = model.eval().to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def to_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """Move a batch to the device in the model's memory format."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast when asked for (a screening mode), otherwise a disabled context."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"device": str(self.device), "threads": self.threads, "precision": self.precision,
+                "channels_last": self.channels_last, "malloc_tuned": malloc_tuned()}

@@ -1,0 +1,74 @@
+"""Resizing, cropping and tensor conversion of 8-bit RGB images (PROTOCOLS.md sections 1, 4).
+
+Every resize is Pillow bilinear on the 8-bit image; every rounding is half up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .loading import rnd
+
+__all__ = [
+    "centre_crop",
+    "embed_view",
+    "normalise",
+    "resize_longer",
+    "resize_shorter",
+    "to_float_array",
+]
+
+
+def resize_shorter(img: Image.Image, length: int) -> Image.Image:
+    """Resize so the shorter side becomes ``length``; the other side ``rnd(other * L / shorter)``."""
+    w, h = img.size
+    if w <= h:
+        size = (length, rnd(h * length / w))
+    else:
+        size = (rnd(w * length / h), length)
+    return img.resize(size, Image.Resampling.BILINEAR)
+
+
+def resize_longer(img: Image.Image, length: int) -> Image.Image:
+    """Resize so the longer side becomes ``length``; the other side ``rnd(other * L / longer)``."""
+    w, h = img.size
+    if w >= h:
+        size = (length, max(1, rnd(h * length / w)))
+    else:
+        size = (max(1, rnd(w * length / h)), length)
+    return img.resize(size, Image.Resampling.BILINEAR)
+
+
+def centre_crop(img: Image.Image, size: int) -> Image.Image:
+    """Crop ``size x size`` at ``left = (W - B) // 2``, ``top = (H - B) // 2``."""
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_float_array(img: Image.Image) -> np.ndarray:
+    """8-bit RGB image -> float32 array (3, H, W) in [0, 1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def normalise(
+    x: torch.Tensor, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """``(x - mean) / std`` per channel on a (..., 3, H, W) float tensor in [0, 1]."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x - m) / s
+
+
+def embed_view(img: Image.Image, *, input_size: int, crop_pct: float) -> np.ndarray:
+    """The embedding preprocessing of section 4, before normalisation: float32 (3, S, S).
+
+    Resize so the shorter side is ``rnd(S / crop_pct)``, then centre-crop ``S x S``.
+    """
+    resized = resize_shorter(img, rnd(input_size / crop_pct))
+    return to_float_array(centre_crop(resized, input_size))
