@@ -120,7 +120,7 @@ def test_image_id_is_sha1_prefix_of_bytes(tmp_path: Path) -> None:
 def test_undecodable_file_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image at all")
-    with pytest.raises(ImageLoadError, match="cannot decode image .*broken.png"):
+    with pytest.raises(ImageLoadError, match=r"cannot decode image .*broken\.png"):
         load_image(bad)
 
 

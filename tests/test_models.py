@@ -35,7 +35,7 @@ def test_registry_lists_and_resolves_names() -> None:
 
 
 def test_unknown_names_and_missing_weights_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="unknown model 'resnet50'.*tv:ARCH"):
+    with pytest.raises(ModelError, match=r"unknown model 'resnet50'.*tv:ARCH"):
         get_entry("resnet50")
     with pytest.raises(ModelError, match="weights file not found"):
         create_model("tv:resnet18", weights=tmp_path / "nope.pth")
