@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import NotBuiltError
-from .common import add_model_flags
+from .common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
 
 NAME = "index"
 HELP = "build a nearest-neighbour index of a training set's embeddings"
@@ -14,11 +13,39 @@ HELP = "build a nearest-neighbour index of a training set's embeddings"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
     actions = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
-    b = actions.add_parser("build", help="embed images and build the index")
-    b.add_argument("--images", required=True, metavar="DIR")
+    b = actions.add_parser(
+        "build",
+        help="embed images and build the index",
+        description="Embed training images into numbered shards, build the FAISS index and the "
+        "leave-one-out reference, fit the box density when boxes are given. An interrupted "
+        "build resumes from its finished shards when re-run with the same arguments.",
+    )
+    b.add_argument("--images", required=True, metavar="DIR", help="training images: a folder, a .csv manifest or builtin:photos")
     add_model_flags(b)
-    b.add_argument("--out", required=True, metavar="DIR")
+    b.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML file/folder or CSV) for the pose density")
+    b.add_argument("--out", required=True, metavar="DIR", help="index folder to write")
+    b.add_argument("--factory", metavar="STRING", default=None,
+                   help="FAISS factory string (default: Flat up to 200k vectors, then IVF chosen from N, dim and memory)")
+    b.add_argument("--shard-size", type=positive_int, default=4096, metavar="N", help="images per embedding shard (default: 4096)")
+    add_runtime_flags(b)
+    add_data_flags(b)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'biasprobe index build' is not built yet in this version")
+    from ..classes import read_class_map
+    from ..models import create_model
+    from ..runtime import Runtime
+    from ..scoring import build_index
+    from ..sources import open_source
+
+    classes = read_class_map(args.classes) if args.classes else None
+    source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
+    runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
+    model = create_model(args.model, weights=args.weights)
+    index = build_index(source, model, args.out, runtime=runtime, batch_size=args.batch_size, shard_size=args.shard_size,
+                        factory=args.factory, seed=args.seed, command=["biasprobe", *args.argv])
+    meta = index.meta
+    print(f"index {args.out}: {index.count} images ({meta['distinct_images']} distinct), dim {meta['dim']}, "
+          f"FAISS {meta['factory']}, {meta['skipped']} skipped, k up to {index.k_max}"
+          + (f", box density over {meta['boxes']['count']} boxes" if meta.get("boxes") else ""))
+    return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..errors import NotBuiltError
+from .common import add_data_flags, add_runtime_flags, positive_int
 
 NAME = "score"
 HELP = "score images by nearest-neighbour distance to the training set (typicality)"
@@ -12,10 +13,40 @@ HELP = "score images by nearest-neighbour distance to the training set (typicali
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
-    p.add_argument("--index", required=True, metavar="DIR")
-    p.add_argument("--images", required=True, metavar="DIR")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--index", required=True, metavar="DIR", help="an index folder from 'biasprobe index build'")
+    p.add_argument("--images", required=True, metavar="DIR", help="images to score: a folder, a .csv manifest or builtin:photos")
+    p.add_argument("--out", required=True, metavar="FILE.parquet", help="score table (companions .summary.json, .skipped.parquet beside it)")
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (1..min(50, training images - 1); default: 10)")
+    p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes of the scored images, for pose_atypicality")
+    p.add_argument("--model", metavar="NAME", default=None, help="model (default: the index's)")
+    p.add_argument("--weights", metavar="FILE", default=None, help="weights file (default: the index's)")
+    add_runtime_flags(p)
+    add_data_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'biasprobe score' is not built yet in this version")
+    from ..classes import read_class_map
+    from ..models import create_model
+    from ..runtime import Runtime
+    from ..scoring import score_images
+    from ..sources import open_source
+    from ..typicality import TrainingIndex
+
+    index = TrainingIndex.open(args.index)
+    index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
+    name = args.model or str(index.meta["model"])
+    weights = args.weights
+    if weights is None and args.model is None:
+        source_file = dict(index.meta.get("model_describe", {})).get("weights_source")  # type: ignore[arg-type]
+        weights = source_file if source_file and Path(str(source_file)).is_file() else None
+    classes = read_class_map(args.classes) if args.classes else None
+    source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
+    runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
+    model = create_model(name, weights=weights)
+    result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
+    result.write(args.out)
+    s = result.summary
+    q = s["knn_dist_quantiles"]
+    print(f"scored {s['images']} images against {args.index} (k={args.k}): {s['in_train']} in the training set, "
+          f"{s['skipped']} skipped; knn_dist median {q['0.5']:.4f} (min {q['0']:.4f}, max {q['1']:.4f}) -> {args.out}")
+    return 0
