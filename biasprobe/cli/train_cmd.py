@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import NotBuiltError
+from .common import positive_int
 
 NAME = "train"
 HELP = "train a built-in world CNN (world_vgg, world_resnet), optionally augmented or antialiased"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP, description=HELP)
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". The checkpoint loads with --model ARCH --weights FILE.")
     p.add_argument("--data", required=True, metavar="DIR", help="a world folder written by 'biasprobe world'")
     p.add_argument("--arch", required=True, choices=["world_vgg", "world_resnet"])
     p.add_argument("--out", required=True, metavar="FILE", help="checkpoint to write")
+    p.add_argument("--augment", choices=["crop", "scale"], default=None,
+                   help="crop: random 48-pixel windows of the 56-pixel canvas; scale: canvas rescaled by 0.75-1.25 about its centre")
+    p.add_argument("--antialias", action="store_true", help="BlurPool before every stride (Zhang 2019)")
+    p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--width", type=positive_int, default=None, help="channels of the first stage (default: the architecture's, 16)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per training step (default: 64)")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all usable cores)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'biasprobe train' is not built yet in this version")
+    from ..world.train import train_world_model
+
+    result = train_world_model(
+        args.data, arch=args.arch, out=args.out, augment=args.augment, antialias=args.antialias,
+        epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, threads=args.threads, width=args.width,
+    )
+    test = "n/a" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
+    print(f"{args.arch} trained in {result.seconds:.0f} s: train accuracy {result.train_accuracy:.3f}, "
+          f"test accuracy {test}; checkpoint {result.path}")
+    print(f"load it with: --model {args.arch} --weights {result.path}")
+    return 0
