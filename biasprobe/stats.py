@@ -14,6 +14,7 @@ __all__ = [
     "N_PERMUTATIONS",
     "Estimate",
     "bootstrap",
+    "bootstrap_rows",
     "mean_estimate",
     "ratio_estimate",
     "spearman_estimate",
@@ -63,6 +64,41 @@ def bootstrap(
     return (float(lo), float(hi))
 
 
+def bootstrap_rows(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    *,
+    resamples: int = N_BOOTSTRAP,
+    seed: int = 0,
+    max_elements: int = 4_000_000,
+) -> tuple[float, float]:
+    """``bootstrap`` vectorised: ``statistic`` maps a (rows, n) matrix of resampled indices to
+    (rows,) values. The draws are the same random stream as ``bootstrap``, so the CI is too."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(resamples, max_elements // n))
+    parts = []
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        parts.append(np.asarray(statistic(rng.integers(0, n, size=(rows, n))), dtype=float))
+    values = np.concatenate(parts)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return (float(lo), float(hi))
+
+
+def _rho_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of a with the same row of b (of ranks: Spearman)."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    denom = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (a * b).sum(axis=-1) / denom, np.nan)
+
+
 def ratio_estimate(numerator: np.ndarray, denominator: np.ndarray, *, seed: int = 0) -> Estimate:
     """sum(numerator) / sum(denominator) with images resampled (e.g. sum(flips) / sum(pairs))."""
     num = np.asarray(numerator, dtype=float)
@@ -71,11 +107,12 @@ def ratio_estimate(numerator: np.ndarray, denominator: np.ndarray, *, seed: int 
         return Estimate(float("nan"), float("nan"), float("nan"), int(num.size))
     value = float(num.sum() / den.sum())
 
-    def stat(idx: np.ndarray) -> float:
-        d = den[idx].sum()
-        return float(num[idx].sum() / d) if d > 0 else float("nan")
+    def stat(idx: np.ndarray) -> np.ndarray:
+        d = den[idx].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(d > 0, num[idx].sum(axis=1) / d, np.nan)
 
-    lo, hi = bootstrap(stat, num.size, seed=seed)
+    lo, hi = bootstrap_rows(stat, num.size, seed=seed)
     return Estimate(value, lo, hi, int(num.size))
 
 
@@ -85,7 +122,7 @@ def mean_estimate(values: np.ndarray, *, seed: int = 0) -> Estimate:
     v = v[np.isfinite(v)]
     if v.size == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0)
-    lo, hi = bootstrap(lambda idx: float(v[idx].mean()), v.size, seed=seed)
+    lo, hi = bootstrap_rows(lambda idx: v[idx].mean(axis=1), v.size, seed=seed)
     return Estimate(float(v.mean()), lo, hi, int(v.size))
 
 
@@ -107,7 +144,9 @@ def spearman_estimate(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Estimat
         return float((a * b).sum() / denom) if denom > 0 else float("nan")
 
     rho = rho_of(rx, ry)
-    lo, hi = bootstrap(lambda idx: rho_of(sps.rankdata(x[idx]), sps.rankdata(y[idx])), n, seed=seed)
+    lo, hi = bootstrap_rows(
+        lambda idx: _rho_rows(sps.rankdata(x[idx], axis=1), sps.rankdata(y[idx], axis=1)), n, seed=seed
+    )
     rng = np.random.default_rng(seed)
     perms = np.array([rho_of(rx, rng.permutation(ry)) for _ in range(N_PERMUTATIONS)])
     p_value = float((1 + np.sum(np.abs(perms) >= abs(rho) - 1e-12)) / (N_PERMUTATIONS + 1))

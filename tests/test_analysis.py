@@ -1,0 +1,198 @@
+"""The analysis of PROTOCOLS.md section 5 on small synthetic tables with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from _report_data import make_invariance, make_scores
+from scipy import stats as sps
+
+from biasprobe import analysis as an
+from biasprobe import stats
+from biasprobe.errors import InputError
+
+
+def _rows(atyp: list[float], flips: list[int], *, pairs: int = 10, correct: list[bool] | None = None,
+          p_top0: list[float] | None = None, model: str = "m", protocol: str = "crop") -> tuple[pd.DataFrame, pd.DataFrame]:
+    n = len(atyp)
+    ids = [f"{i:016x}" for i in range(n)]
+    scores = pd.DataFrame({"image_id": ids, "path": [f"{i}.png" for i in range(n)], "atypicality": atyp})
+    inv = pd.DataFrame({
+        "image_id": ids, "protocol": protocol, "model": model, "pairs": pairs, "flips": flips,
+        "p_change": np.asarray(flips) / pairs, "mac_top1": 0.01,
+        "correct0": pd.array(correct if correct is not None else [True] * n, dtype="boolean"),
+        "p_top0": p_top0 if p_top0 is not None else np.linspace(0.5, 0.9, n),
+    })
+    return scores, inv
+
+
+@pytest.mark.parametrize("n", [5, 57])
+def test_vectorised_bootstrap_gives_the_loop_bootstraps_intervals(n):
+    rng = np.random.default_rng(3)
+    flips = rng.integers(0, 5, n).astype(float)
+    pairs = np.full(n, 8.0)
+    x = rng.uniform(size=n)
+    assert stats.ratio_estimate(flips, pairs).ci == stats.bootstrap(lambda i: flips[i].sum() / pairs[i].sum(), n)
+    assert stats.mean_estimate(x).ci == stats.bootstrap(lambda i: float(x[i].mean()), n)
+
+    def rho(i: np.ndarray) -> float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float(np.corrcoef(sps.rankdata(x[i]), sps.rankdata(flips[i]))[0, 1])
+
+    assert stats.spearman_estimate(x, flips).ci == pytest.approx(stats.bootstrap(rho, n), abs=1e-12)
+
+
+def test_group_stats_pools_flips_and_weights_mac_by_pairs():
+    frame = pd.DataFrame({"flips": [1, 0], "pairs": [2, 8], "mac_top1": [0.5, 0.0],
+                          "correct0": pd.array([True, None], dtype="boolean")})
+    g = an.group_stats(frame)
+    assert g.p_change.value == pytest.approx(0.1)  # sum(flips) / sum(pairs), not the mean of 0.5 and 0
+    assert g.mac.value == pytest.approx(0.1)  # mean over all 10 pairs, not the mean of per-image means
+    assert g.accuracy.value == 1.0 and g.accuracy.n == 1  # unknown correctness is not counted as wrong
+    assert (g.flips, g.pairs, g.n) == (1, 10, 2)
+
+
+def test_bins_are_equal_count_on_rank_even_with_ties():
+    scores = pd.DataFrame({"image_id": [f"{i:016x}" for i in range(40)], "atypicality": [0.5] * 20 + [0.9] * 20})
+    bins = an.assign_bins(scores)
+    assert bins.value_counts().tolist() == [4] * 10
+    assert bins.iloc[0] == 1 and bins.iloc[-1] == 10  # 1 = most typical
+    small = an.assign_bins(scores.head(4))
+    assert sorted(small.tolist()) == [1, 2, 3, 4]
+    assert an.assign_bins(scores.head(1)).empty
+
+
+def test_decile_table_figures_and_ratios():
+    atyp = list(np.linspace(0, 1, 20))
+    flips = [0, 0] * 5 + [5, 5] * 5  # typical half never flips, atypical half flips half the time
+    correct = [True] * 10 + [True, False] * 5
+    scores, inv = _rows(atyp, flips, correct=correct)
+    table = an.decile_table(inv.merge(scores[["image_id", "atypicality"]]), an.assign_bins(scores))
+    assert table["n"].tolist() == [2] * 10
+    assert table["p_change"].tolist() == [0.0] * 5 + [0.5] * 5
+    assert table["instability_ratio"].tolist() == pytest.approx([0.0] * 5 + [2.0] * 5)  # 0.5 / 0.25
+    # overall accuracy 15/20: error ratio of an atypical decile = (1 - 0.5) / (1 - 0.75) = 2
+    assert table["error_ratio"].tolist() == pytest.approx([0.0] * 5 + [2.0] * 5)
+    assert (table["p_change_lo"] <= table["p_change"]).all() and (table["p_change"] <= table["p_change_hi"]).all()
+
+
+def test_halves_split_at_the_median_of_the_scored_images():
+    scores, inv = _rows(list(np.linspace(0, 1, 10)), [0] * 10)
+    halves = an.assign_halves(scores)
+    assert (halves == "typical").sum() == 5 and halves.iloc[0] == "typical" and halves.iloc[-1] == "atypical"
+    # only 3 images measured, all below the median of the 10 scored: all typical
+    sub = inv.head(3).assign(flips=[1, 2, 3])
+    table = an.halves_table(sub, halves).set_index("half")
+    assert table.loc["typical", "n"] == 3 and table.loc["atypical", "n"] == 0
+    assert table.loc["typical", "share_of_flips"] == 1.0
+
+
+def test_spearman_matches_scipy_and_is_significant_on_a_real_effect():
+    scores = make_scores(150)
+    inv, _ = make_invariance(scores, effect=0.6)
+    res = an.analyse(scores, inv)[0]
+    want = sps.spearmanr(scores["atypicality"], inv["p_change"]).statistic
+    assert res.spearman.value == pytest.approx(want)
+    assert res.spearman.ci_low < res.spearman.value < res.spearman.ci_high
+    assert res.spearman.ci_low > 0 and res.spearman.p_value < 0.01
+    # within correctly classified images: only those rows
+    assert res.spearman_correct.n == int(inv["correct0"].sum())
+    assert res.deciles["p_change"].iloc[-1] > res.deciles["p_change"].iloc[0]
+
+
+def test_no_effect_gives_a_ci_that_includes_zero_and_an_honest_verdict():
+    scores = make_scores(150, seed=5)
+    inv, _ = make_invariance(scores, effect=0.0, base=0.1, seed=7)
+    res = an.analyse(scores, inv)[0]
+    assert res.spearman.ci_low < 0 < res.spearman.ci_high
+    text = an.verdict(res)
+    assert "No evidence" in text and "includes 0" in text
+
+
+def test_logistic_control_sees_atypicality_beyond_confidence():
+    rng = np.random.default_rng(0)
+    n = 300
+    atyp = rng.uniform(size=n)
+    conf = rng.uniform(0.3, 1.0, n)  # independent of atypicality
+    flips = (rng.uniform(size=n) < 0.05 + 0.8 * atyp).astype(int)
+    scores, inv = _rows(list(atyp), list(flips), p_top0=list(conf))
+    lg = an.logistic_control(an.join_scores(scores, inv))
+    assert lg.ok and lg.covariates == ("atypicality", "p_top0")
+    assert lg.ci_low > 0 and lg.ci_low < lg.coef < lg.ci_high
+    # standardised: rescaling atypicality does not change the coefficient
+    lg100 = an.logistic_control(an.join_scores(scores.assign(atypicality=atyp * 100), inv))
+    assert lg100.coef == pytest.approx(lg.coef, rel=1e-6)
+
+
+def test_logistic_control_explains_why_it_cannot_fit():
+    scores, inv = _rows(list(np.linspace(0, 1, 30)), [0] * 30)
+    lg = an.logistic_control(an.join_scores(scores, inv))
+    assert not lg.ok and "same outcome" in lg.note
+    conf = list(np.random.default_rng(0).uniform(0.3, 1.0, 30))
+    scores, inv = _rows(list(np.linspace(0, 1, 30)), [0] * 15 + [3] * 15, p_top0=conf)  # perfectly separated
+    lg = an.logistic_control(an.join_scores(scores, inv))
+    assert not lg.ok and "separation" in lg.note
+    tiny = an.logistic_control(an.join_scores(*_rows([0.1, 0.9], [0, 1])))
+    assert not tiny.ok and "too few" in tiny.note
+
+
+def test_protocol_figures_has_exactly_the_demo_keys():
+    scores = make_scores(60)
+    inv, _ = make_invariance(scores, protocols=("crop", "black"))
+    figs = an.protocol_figures(scores, inv, "crop")
+    assert set(figs) == {"n", "p_change", "p_change_ci", "mac", "accuracy", "spearman_rho", "spearman_ci",
+                         "typical_half", "atypical_half"}
+    crop = inv[inv["protocol"] == "crop"]
+    assert figs["n"] == 60 and figs["p_change"] == pytest.approx(crop["flips"].sum() / crop["pairs"].sum())
+    assert figs["typical_half"]["n"] + figs["atypical_half"]["n"] == 60
+    bare = an.protocol_figures(None, inv, "crop")
+    assert bare["spearman_rho"] is None and bare["typical_half"] is None and bare["p_change"] == figs["p_change"]
+    with pytest.raises(InputError, match="scale"):
+        an.protocol_figures(scores, inv, "scale")
+
+
+def test_models_share_one_atypicality_axis():
+    scores = make_scores(80)
+    base, _ = make_invariance(scores, model="base", effect=0.5)
+    fixed, _ = make_invariance(scores.head(40), model="aa", effect=0.05)  # a model measured on half the images
+    table = an.compare_models(scores, pd.concat([base, fixed])).set_index("model")
+    assert list(table.index) == ["base", "aa"]
+    halves = an.assign_halves(scores)
+    want = int((halves.loc[scores.head(40)["image_id"]] == "typical").sum())
+    assert table.loc["aa", "typical_n"] == want  # halves come from the scores table, not from the model's rows
+    assert table.loc["base", "atypical_p_change"] > table.loc["base", "typical_p_change"]
+
+
+def test_pose_atypicality_is_analysed_when_boxes_exist():
+    scores = make_scores(100, boxes=True)
+    inv, _ = make_invariance(scores)
+    res = an.analyse(scores, inv)[0]
+    assert res.pose_spearman is not None and res.pose_spearman.n == 100
+    assert len(res.pose_deciles) == 10 and "pose_atypicality_min" in res.pose_deciles.columns
+    plain = an.analyse(make_scores(100), inv)[0]
+    assert plain.pose_spearman is None and plain.pose_deciles.empty
+
+
+def test_tiny_and_label_free_inputs_do_not_crash():
+    scores, inv = _rows([0.2, 0.8], [0, 1])
+    res = an.analyse(scores, inv.drop(columns=["correct0"]))[0]
+    assert res.spearman_correct is None and res.deciles_correct.empty
+    assert "cannot be computed" in an.verdict(res)
+    assert np.isnan(res.overall.accuracy.value)
+    no_scores = an.analyse(None, inv)[0]
+    assert no_scores.spearman is None and "no typicality scores" in an.verdict(no_scores)
+
+
+def test_a_table_without_the_contract_columns_is_refused():
+    with pytest.raises(InputError, match="flips"):
+        an.join_scores(None, pd.DataFrame({"image_id": ["a"], "protocol": ["crop"]}))
+
+
+def test_verdict_on_a_real_effect_names_the_ratio_and_the_control():
+    scores = make_scores(200)
+    inv, _ = make_invariance(scores, effect=0.5)
+    text = an.verdict(an.analyse(scores, inv)[0])
+    assert text.startswith("world_vgg, protocol crop: Instability is concentrated on atypical images")
+    assert "most atypical tenth" in text and "x as often" in text and "Spearman rho" in text
+    assert "controlling for confidence" in text and "Within correctly classified" in text
