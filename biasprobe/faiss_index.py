@@ -32,6 +32,7 @@ __all__ = [
     "Searcher",
     "VectorStore",
     "build_faiss_index",
+    "check_factory",
     "choose_factory",
     "default_memory_budget",
     "default_search_params",
@@ -122,12 +123,18 @@ class VectorStore:
         return np.sort(rng.choice(self.count, size=n, replace=False)).astype(np.int64)
 
 
+def check_factory(factory: str, dim: int) -> None:
+    """Refuse a factory string FAISS cannot build for ``dim`` (before any work is done)."""
+    try:
+        faiss.index_factory(dim, factory, faiss.METRIC_L2)
+    except RuntimeError as exc:
+        raise InputError(f"FAISS cannot build the factory string {factory!r} for dimension {dim}: {str(exc).splitlines()[-1].split(': ')[-1]}") from exc
+
+
 def build_faiss_index(store: VectorStore, factory: str, *, seed: int = 0, train_size: int | None = None) -> faiss.Index:
     """Train ``factory`` on a seeded sample (64 points per list by default) and add every shard."""
-    try:
-        index = faiss.index_factory(store.dim, factory, faiss.METRIC_L2)
-    except RuntimeError as exc:
-        raise InputError(f"FAISS cannot build the factory string {factory!r}: {str(exc).splitlines()[-1]}") from exc
+    check_factory(factory, store.dim)
+    index = faiss.index_factory(store.dim, factory, faiss.METRIC_L2)
     if not index.is_trained:
         ivf = faiss.try_extract_index_ivf(index)
         want = train_size or max(10_000, 64 * (ivf.nlist if ivf is not None else 256))

@@ -30,6 +30,7 @@ from .faiss_index import (
     Searcher,
     VectorStore,
     build_faiss_index,
+    check_factory,
     choose_factory,
     default_search_params,
     write_index,
@@ -56,6 +57,11 @@ def library_versions() -> dict[str, str]:
 
     return {"biasprobe": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "torch": torch.__version__, "faiss": faiss.__version__, "scikit-learn": sklearn.__version__}
+
+
+def embedding_dim(model: ProbeModel) -> int:
+    """Width of the embedding: the input features of the classifier's last linear layer."""
+    return int(dict(model.net.named_modules())[model.embedding_layer].in_features)
 
 
 def _check_resumable(out: Path, plan: dict[str, object]) -> None:
@@ -116,6 +122,8 @@ def build_index(
     signature = model_signature(model)
     plan = {"signature": signature, "source": source.name, "records": len(source.records),
             "batch_size": batch_size, "shard_size": shard_size, "factory": factory, "seed": seed}
+    if factory is not None:
+        check_factory(factory, embedding_dim(model))
     out.mkdir(parents=True, exist_ok=True)
     _check_resumable(out, plan)
     shards = embed_to_shards(source.records, model, runtime, out / "shards", batch_size=batch_size,
