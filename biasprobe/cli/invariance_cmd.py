@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..errors import NotBuiltError
-from .common import add_model_flags
+from .common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
 
 NAME = "invariance"
 HELP = "measure top-1 changes under 1-pixel shifts and rescales, per image and protocol"
@@ -14,10 +14,64 @@ HELP = "measure top-1 changes under 1-pixel shifts and rescales, per image and p
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
     add_model_flags(p)
-    p.add_argument("--images", required=True, metavar="DIR")
-    p.add_argument("--protocol", required=True, metavar="LIST")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    p.add_argument("--images", required=True, metavar="DIR", help="a folder, a .csv manifest or builtin:photos")
+    p.add_argument("--protocol", required=True, metavar="LIST",
+                   help="comma-separated: crop, black, inpaint, scale, circular, zhang")  # fmt: skip
+    p.add_argument("--out", required=True, metavar="FILE.parquet", help="per-image table; companions go beside it")
+    p.add_argument("--max-shift", type=positive_int, default=None, metavar="M",
+                   help="views per image minus one (default: the model's, 32 at 224 px)")  # fmt: skip
+    p.add_argument("--embed-size", type=positive_int, default=None, metavar="E",
+                   help="longer side of the pasted image for black/inpaint/scale (default: 0.75 x input size)")  # fmt: skip
+    p.add_argument("--pairs-per-image", type=positive_int, default=5, metavar="P", help="zhang pairs per image (default: 5)")
+    p.add_argument("--index", metavar="DIR", default=None, help="training index built by the same model: adds each view's knn_dist")
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (default: 10)")
+    p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML or CSV), kept with the images")
+    add_runtime_flags(p)
+    add_data_flags(p)
+
+
+def _with_ci(figures: dict, key: str) -> str:
+    if figures[key] is None:
+        return "n/a"
+    lo, hi = figures[f"{key}_ci"]
+    return f"{figures[key]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _print_table(summary: dict) -> None:
+    print(f"{'protocol':<10} {'n':>5} {'P(top-1 change)':>24} {'MAC':>24} {'consistency':>24} {'accuracy':>9}")
+    for name, s in summary["protocols"].items():
+        accuracy = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "n/a"
+        print(f"{name:<10} {s['n']:>5} {_with_ci(s, 'p_change'):>24} {_with_ci(s, 'mac'):>24} "
+              f"{_with_ci(s, 'consistency'):>24} {accuracy:>9}")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'biasprobe invariance' is not built yet in this version")
+    from ..classes import read_class_map
+    from ..invariance import run_invariance
+    from ..models import create_model
+    from ..protocols import ProtocolParams, parse_protocols
+    from ..runtime import Runtime
+    from ..sources import open_source
+    from ..tables import companion
+
+    protocols = parse_protocols(args.protocol)
+    runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
+    model = create_model(args.model, weights=args.weights)
+    params = ProtocolParams.for_model(model.preprocessing, max_shift=args.max_shift, embed_size=args.embed_size,
+                                      pairs_per_image=args.pairs_per_image, run_seed=args.seed)  # fmt: skip
+    for protocol in protocols:
+        protocol.check(params)  # a clear error before any work
+    classes = read_class_map(args.classes) if args.classes else None
+    source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
+    index = None
+    if args.index:
+        from ..typicality import TrainingIndex  # another stage's module, imported only when asked for
+
+        index = TrainingIndex.open(args.index)
+    out = Path(args.out)
+    result = run_invariance(model, source, out, protocols=[p.name for p in protocols], params=params, runtime=runtime,
+                            batch_size=args.batch_size, index=index, k=args.k, seed=args.seed, command=args.argv)  # fmt: skip
+    _print_table(result.summary)
+    print(f"wrote {out} ({len(result.images)} rows), {companion(out, 'views').name}, "
+          f"{companion(out, 'summary').name}, {companion(out, 'skipped').name} ({len(result.skipped)} skipped)")  # fmt: skip
+    return 0

@@ -1,0 +1,164 @@
+"""The ``inpaint`` background fill of PROTOCOLS.md section 2, batched on tensors.
+
+Normalised convolution with a 13-tap binomial kernel (``[0.5, 0.5]`` convolved with itself 11
+times), applied separably (rows then columns, zero padding, same size). Per channel, repeat:
+``num = blur(img * M)``, ``den = blur(M)``; every pixel outside ``M`` with ``den > 0`` takes
+``num / den`` and joins ``M`` (frozen from then on), until ``M`` covers the canvas or after
+80 passes (what is left stays black). The pasted image is never changed; no requantisation.
+
+Two implementations of the same definition:
+
+- ``inpaint_fill_dense(images, mask)``: any mask, full-canvas blurs every pass (the
+  definition as written; used as a reference and for masks that are not rectangles).
+- ``inpaint_fill(images, rects)``: the fast path for the protocols, whose mask is one pasted
+  rectangle. ``den > 0`` exactly within 6 pixels (Chebyshev) of ``M``, so ``M`` stays a
+  rectangle grown by 6 a side each pass (clipped to the canvas), ``den`` is the outer
+  product of two 1-D blurs, and ``num`` is only needed on the new ring, which depends only
+  on the 6-pixel band inside the old rectangle. Each pass touches four thin strips instead
+  of the whole canvas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+__all__ = ["MAX_PASSES", "binomial_kernel", "blur", "inpaint_fill", "inpaint_fill_dense", "mask_to_rects"]
+
+MAX_PASSES = 80
+TAPS = 13
+R = TAPS // 2  # 6 taps each side
+
+
+def binomial_kernel(taps: int = TAPS) -> np.ndarray:
+    """``[0.5, 0.5]`` convolved with itself ``taps - 2`` times: float64, sums to 1."""
+    kernel = np.array([0.5, 0.5])
+    for _ in range(taps - 2):
+        kernel = np.convolve(kernel, [0.5, 0.5])
+    return kernel
+
+
+def _kernel(like: torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(binomial_kernel(), dtype=like.dtype, device=like.device)
+
+
+def _blur_last(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """1-D blur along the last axis, zero padding, same size."""
+    shape = x.shape
+    rows = x.reshape(1, -1, 1, shape[-1])
+    # A depthwise conv2d (one group per row) is 20x faster on the CPU than conv1d with one channel.
+    weight = k.view(1, 1, 1, TAPS).expand(rows.shape[1], 1, 1, TAPS)
+    return F.conv2d(rows, weight, padding=(0, R), groups=rows.shape[1]).reshape(shape)
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """Separable binomial blur of a (N, C, H, W) float tensor, rows then columns, zero padding."""
+    k = _kernel(x)
+    rows = _blur_last(x, k)
+    return _blur_last(rows.transpose(-1, -2), k).transpose(-1, -2)
+
+
+def inpaint_fill_dense(images: torch.Tensor, mask: torch.Tensor, *, max_passes: int = MAX_PASSES) -> torch.Tensor:
+    """The fill for any mask: ``images`` (N, C, H, W) float in [0, 1], ``mask`` (N, H, W) bool."""
+    if images.dim() != 4 or mask.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"expected images (N, C, H, W) and mask (N, H, W), got {tuple(images.shape)} and {tuple(mask.shape)}")
+    known = mask[:, None].to(images.dtype)
+    img = images * known
+    channels = img.shape[1]
+    for _ in range(max_passes):
+        if bool(known.all()):
+            break
+        blurred = blur(torch.cat([img, known], dim=1))
+        num, den = blurred[:, :channels], blurred[:, channels:]
+        new = (den > 0) & (known == 0)
+        img = torch.where(new, num / torch.where(new, den, torch.ones_like(den)), img)
+        known = torch.where(new, torch.ones_like(known), known)
+    return img
+
+
+def mask_to_rects(mask: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool rectangles -> (N, 4) int64 ``y0, y1, x0, x1`` (half-open bounding boxes)."""
+    rows, cols = mask.any(dim=2), mask.any(dim=1)
+    if not bool(rows.any(dim=1).all()):
+        raise ValueError("every view needs a non-empty pasted rectangle")
+    h, w = mask.shape[1:]
+    y0 = rows.float().argmax(dim=1)
+    y1 = h - rows.flip(1).float().argmax(dim=1)
+    x0 = cols.float().argmax(dim=1)
+    x1 = w - cols.flip(1).float().argmax(dim=1)
+    return torch.stack([y0, y1, x0, x1], dim=1).long()
+
+
+def _band_matrices(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """6x6 weights from the 6 rows inside an edge to the 6 rows outside it.
+
+    ``before[a, i]``: output ``edge - 6 + a`` from input ``edge + i`` (top/left);
+    ``after[b, i]``: output ``edge + b`` from input ``edge - 6 + i`` (bottom/right).
+    """
+    a = torch.arange(R, device=k.device)
+    before_idx = a[None, :] - a[:, None] + 2 * R  # i - a + 12
+    after_idx = a[None, :] - a[:, None]  # i - b
+    before = torch.where(before_idx <= 2 * R, k[before_idx.clamp(max=2 * R)], torch.zeros((), dtype=k.dtype))
+    after = torch.where(after_idx >= 0, k[after_idx.clamp(min=0)], torch.zeros((), dtype=k.dtype))
+    return before, after
+
+
+def _take(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """Per-sample gather along ``dim`` (2 = rows, 3 = cols) of (N, C, H, W) with (N, k) indices."""
+    n, c, h, w = x.shape
+    shape = (n, c, index.shape[1], w) if dim == 2 else (n, c, h, index.shape[1])
+    view = index[:, None, :, None] if dim == 2 else index[:, None, None, :]
+    return x.gather(dim, view.expand(shape)), view.expand(shape)
+
+
+def inpaint_fill(images: torch.Tensor, rects: torch.Tensor, *, max_passes: int = MAX_PASSES) -> torch.Tensor:
+    """The fill when each view's mask is one rectangle: ``rects`` (N, 4) ``y0, y1, x0, x1``.
+
+    ``images``: (N, C, H, W) float in [0, 1]; pixels outside the rectangle are taken as black.
+    Same result as ``inpaint_fill_dense`` with that rectangle as the mask (up to float
+    rounding order), at a fraction of the cost.
+    """
+    n, _, h, w = images.shape
+    if rects.shape != (n, 4):
+        raise ValueError(f"expected rects (N, 4) for {n} views, got {tuple(rects.shape)}")
+    k = _kernel(images)
+    before, after = _band_matrices(k)
+    y0, y1, x0, x1 = (rects[:, i].clone() for i in range(4))
+    hh, ww = torch.arange(h), torch.arange(w)
+    inside = ((hh[None, :, None] >= y0[:, None, None]) & (hh[None, :, None] < y1[:, None, None])
+              & (ww[None, None, :] >= x0[:, None, None]) & (ww[None, None, :] < x1[:, None, None]))  # fmt: skip
+    img = F.pad(images * inside[:, None].to(images.dtype), (R, R, R, R))  # padded canvas, p = 6
+    arange6 = torch.arange(R)
+    hp, wp = torch.arange(h + 2 * R) - R, torch.arange(w + 2 * R) - R  # canvas coordinate of padded index
+    for _ in range(max_passes):
+        if bool(((y0 == 0) & (x0 == 0) & (y1 == h) & (x1 == w)).all()):
+            break
+        ny0, ny1 = (y0 - R).clamp(min=0), (y1 + R).clamp(max=h)
+        nx0, nx1 = (x0 - R).clamp(min=0), (x1 + R).clamp(max=w)
+        # den = blur(M) = blur(row indicator) x blur(column indicator), on the padded grid.
+        br = _blur_last(((hp[None] >= y0[:, None]) & (hp[None] < y1[:, None])).to(images.dtype), k)
+        bc = _blur_last(((wp[None] >= x0[:, None]) & (wp[None] < x1[:, None])).to(images.dtype), k)
+        row_ok = (hp[None] >= ny0[:, None]) & (hp[None] < ny1[:, None])  # (N, H + 12)
+        col_ok = (wp[None] >= nx0[:, None]) & (wp[None] < nx1[:, None])  # (N, W + 12)
+        # Padded indices of the 6-pixel bands inside the top/bottom (left/right) edges and of
+        # the strips outside them; num on a strip: blur the bands along the edge, then 6 -> 6.
+        rows_in = torch.cat([y0[:, None] + R + arange6, y1[:, None] + arange6], dim=1)
+        rows_out = torch.cat([y0[:, None] + arange6, y1[:, None] + R + arange6], dim=1)
+        cols_in = torch.cat([x0[:, None] + R + arange6, x1[:, None] + arange6], dim=1)
+        cols_out = torch.cat([x0[:, None] + arange6, x1[:, None] + R + arange6], dim=1)
+        bands = _blur_last(_take(img, 2, rows_in)[0], k)
+        num_rows = torch.cat([before @ bands[:, :, :R], after @ bands[:, :, R:]], dim=2)
+        bands = _take(img, 3, cols_in)[0]
+        num_cols = torch.cat([bands[..., :R] @ before.T, bands[..., R:] @ after.T], dim=3)
+        num_cols = _blur_last(num_cols.transpose(2, 3), k).transpose(2, 3)
+        den_rows = br.gather(1, rows_out)[:, :, None] * bc[:, None, :]
+        valid_rows = row_ok.gather(1, rows_out)[:, :, None] & col_ok[:, None, :]
+        current, index = _take(img, 2, rows_out)
+        img.scatter_(2, index, torch.where(valid_rows[:, None], num_rows / den_rows[:, None], current))
+        den_cols = br[:, :, None] * bc.gather(1, cols_out)[:, None, :]
+        valid_cols = row_ok[:, :, None] & col_ok.gather(1, cols_out)[:, None, :]
+        current, index = _take(img, 3, cols_out)
+        img.scatter_(3, index, torch.where(valid_cols[:, None], num_cols / den_cols[:, None], current))
+        y0, y1, x0, x1 = ny0, ny1, nx0, nx1
+    return img[:, :, R : R + h, R : R + w].contiguous()
