@@ -90,10 +90,11 @@ def make_invariance(
 
 
 def write_stage_files(folder: Path, *, n: int = 60, models: tuple[str, ...] = ("world_vgg",), boxes: bool = False,
-                      photos: bool = True, protocols: tuple[str, ...] = ("crop", "black")) -> tuple[Path, list[Path]]:
-    """Scores and invariance files with companions in ``folder``; paths point at the bundled photos."""
+                      protocols: tuple[str, ...] = ("crop", "black"), paths: list[str] | None = None,
+                      ) -> tuple[Path, list[Path]]:
+    """Scores and invariance files with companions in ``folder``; paths default to the bundled photos."""
     folder.mkdir(parents=True, exist_ok=True)
-    photo_paths = [str(p) for p in bundled_photo_paths().values()] if photos else None
+    photo_paths = paths or [str(p) for p in bundled_photo_paths().values()]
     scores = make_scores(n, boxes=boxes, paths=photo_paths)
     scores_path = write_table(scores, folder / "scores.parquet")
     write_json({"index": {"model": models[0], "count": 1000, "dim": 64}, "k": 10}, companion(scores_path, "summary"))

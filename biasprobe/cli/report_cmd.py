@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import NotBuiltError
-
 NAME = "report"
 HELP = "correlate invariance with atypicality and write a self-contained HTML bias report"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(NAME, help=HELP, description=HELP)
-    p.add_argument("--scores", required=True, metavar="FILE")
-    p.add_argument("--invariance", required=True, nargs="+", metavar="FILE")
+    p.add_argument("--scores", required=True, metavar="FILE", help="output of 'biasprobe score'")
+    p.add_argument("--invariance", required=True, nargs="+", metavar="FILE",
+                   help="output(s) of 'biasprobe invariance', one per model (baseline first) to compare fixes")
+    p.add_argument("--index", metavar="DIR", default=None, help="index folder (meta.json and training boxes)")
+    p.add_argument("--boxes-train", metavar="FILE", default=None, help="training boxes (Pascal VOC XML or CSV)")
+    p.add_argument("--boxes-test", metavar="FILE", default=None, help="test boxes (Pascal VOC XML or CSV)")
+    p.add_argument("--images", metavar="DIR", default=None,
+                   help="root of the image paths in the tables, for thumbnails (default: what the tables recorded)")
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations (default: 0)")
     p.add_argument("--out", required=True, metavar="FILE.html")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotBuiltError("'biasprobe report' is not built yet in this version")
+    from ..report import write_report
+
+    out = write_report(
+        args.scores,
+        args.invariance,
+        out=args.out,
+        index=args.index,
+        boxes_train=args.boxes_train,
+        boxes_test=args.boxes_test,
+        images_root=args.images,
+        title=args.title,
+        seed=args.seed,
+        command=["biasprobe", *getattr(args, "argv", [])],
+    )
+    print(f"wrote {out}")
+    return 0

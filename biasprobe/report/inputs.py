@@ -1,0 +1,156 @@
+"""Read what a report is made from: the scores and invariance tables with their companions,
+the index's meta.json and training boxes, and boxes files. Optional parts may be absent."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..boxes import read_boxes
+from ..errors import InputError
+from ..tables import companion, read_table
+
+__all__ = ["InvarianceInput", "ReportInputs", "boxes_features", "load_inputs", "read_json"]
+
+log = logging.getLogger(__name__)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object, or {} when the file is absent (a clear error when it is broken)."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read JSON {path}: {exc}") from exc
+    return value if isinstance(value, dict) else {}
+
+
+def _optional_table(path: Path) -> pd.DataFrame:
+    return read_table(path) if path.is_file() else pd.DataFrame()
+
+
+@dataclass(frozen=True, eq=False)
+class InvarianceInput:
+    """One invariance file (one model) and its companions."""
+
+    path: Path
+    model: str
+    table: pd.DataFrame
+    views: pd.DataFrame
+    summary: dict
+    skipped: pd.DataFrame
+
+
+@dataclass(frozen=True, eq=False)
+class ReportInputs:
+    """Everything read from disk for one report."""
+
+    scores: pd.DataFrame | None
+    scores_path: Path | None
+    scores_summary: dict
+    scores_skipped: pd.DataFrame
+    invariance: tuple[InvarianceInput, ...]
+    index_meta: dict = field(default_factory=dict)
+    index_path: Path | None = None
+    boxes_train: np.ndarray | None = None
+    boxes_test: np.ndarray | None = None
+    images_root: str | None = None
+
+    @property
+    def combined(self) -> pd.DataFrame:
+        """All invariance rows, one ``model`` name per file."""
+        return pd.concat([inv.table for inv in self.invariance], ignore_index=True)
+
+    def image_roots(self) -> tuple[str | None, ...]:
+        """Where relative image paths are looked up, in order."""
+        roots = [self.images_root, self.scores_summary.get("images")]
+        roots += [inv.summary.get("images") for inv in self.invariance]
+        return tuple(dict.fromkeys(str(r) for r in roots if r))
+
+    def neighbour_roots(self) -> tuple[str | None, ...]:
+        """Where training images (neighbours) are looked up: the index's images first."""
+        roots = [self.index_meta.get("images"), self.scores_summary.get("index", {}).get("images")]
+        return tuple(dict.fromkeys(str(r) for r in roots if r)) + self.image_roots()
+
+
+def boxes_features(path: str | Path) -> np.ndarray:
+    """(n, 3) array of (cx, cy, log size) of the largest box per image of a boxes file."""
+    table = read_boxes(path)
+    boxes = list(table.by_path.values()) + list(table.by_stem.values())
+    return np.array([b.features() for b in boxes], dtype=float).reshape(-1, 3)
+
+
+def _frame_boxes(frame: pd.DataFrame | None) -> np.ndarray | None:
+    cols = ["box_cx", "box_cy", "box_log_size"]
+    if frame is None or not set(cols) <= set(frame.columns):
+        return None
+    values = frame[cols].apply(pd.to_numeric, errors="coerce").dropna().to_numpy(dtype=float)
+    return values if len(values) else None
+
+
+def _index_boxes(index: Path) -> np.ndarray | None:
+    for file in sorted(index.glob("*boxes*.parquet")):
+        found = _frame_boxes(read_table(file))
+        if found is not None:
+            return found
+    return None
+
+
+def _read_invariance(path: Path, taken: set[str]) -> InvarianceInput:
+    table = read_table(path)
+    summary = read_json(companion(path, "summary"))
+    model = str(table["model"].iloc[0]) if "model" in table.columns and len(table) else ""
+    model = model or str(summary.get("model", {}).get("model", "")) or path.stem
+    if model in taken:  # the same model twice (e.g. two weights files): tell them apart by file
+        model = f"{model} ({path.stem})"
+    taken.add(model)
+    table = table.assign(model=model)
+    views = _optional_table(companion(path, "views"))
+    return InvarianceInput(path, model, table, views, summary, _optional_table(companion(path, "skipped")))
+
+
+def load_inputs(
+    scores: str | Path | None,
+    invariance_files: list[str | Path] | tuple[str | Path, ...],
+    *,
+    index: str | Path | None = None,
+    boxes_train: str | Path | None = None,
+    boxes_test: str | Path | None = None,
+    images_root: str | Path | None = None,
+) -> ReportInputs:
+    """Read every input; clear errors for missing required files."""
+    if not invariance_files:
+        raise InputError("no invariance file given; pass at least one output of 'biasprobe invariance'")
+    scores_path = Path(scores) if scores is not None else None
+    scores_df = read_table(scores_path) if scores_path is not None else None
+    taken: set[str] = set()
+    invariance = tuple(_read_invariance(Path(p), taken) for p in invariance_files)
+    index_meta: dict = {}
+    index_path = Path(index) if index is not None else None
+    train = None
+    if index_path is not None:
+        if not (index_path / "meta.json").is_file():
+            raise InputError(f"--index {index_path} has no meta.json; expected a folder made by 'biasprobe index build'")
+        index_meta = read_json(index_path / "meta.json")
+        train = _index_boxes(index_path)
+    if boxes_train is not None:
+        train = boxes_features(boxes_train)
+    test = boxes_features(boxes_test) if boxes_test is not None else _frame_boxes(scores_df)
+    return ReportInputs(
+        scores=scores_df,
+        scores_path=scores_path,
+        scores_summary=read_json(companion(scores_path, "summary")) if scores_path else {},
+        scores_skipped=_optional_table(companion(scores_path, "skipped")) if scores_path else pd.DataFrame(),
+        invariance=invariance,
+        index_meta=index_meta,
+        index_path=index_path,
+        boxes_train=train,
+        boxes_test=test,
+        images_root=str(images_root) if images_root is not None else None,
+    )

@@ -1,0 +1,86 @@
+"""Render the HTML bias report: jinja2 with autoescape on, one self-contained file, written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jinja2
+
+from ..tables import atomic_write_bytes, to_jsonable
+from .context import build_context
+from .inputs import load_inputs
+
+__all__ = ["render_html", "write_report"]
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _pretty(value: object) -> str:
+    return json.dumps(to_jsonable(value), indent=2, sort_keys=False, default=str)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pretty"] = _pretty
+    return env
+
+
+def _extra(sections: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> list[tuple[str, list[str]]]:
+    """(title, paragraphs). Plain text is escaped like every other string and split at blank
+    lines; a ``markupsafe.Markup`` body is kept as one HTML block."""
+    if not sections:
+        return []
+    items = sections.items() if isinstance(sections, Mapping) else sections
+    out = []
+    for title, body in items:
+        paragraphs = [body] if hasattr(body, "__html__") else [p for p in str(body).split("\n\n") if p.strip()]
+        out.append((str(title), paragraphs))
+    return out
+
+
+def render_html(context: dict) -> str:
+    """The report's HTML from a context made by ``build_context``."""
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def write_report(
+    scores: str | Path | None,
+    invariance_files: Sequence[str | Path],
+    *,
+    out: str | Path,
+    index: str | Path | None = None,
+    boxes_train: str | Path | None = None,
+    boxes_test: str | Path | None = None,
+    title: str | None = None,
+    extra_sections: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    images_root: str | Path | None = None,
+    seed: int = 0,
+    command: list[str] | None = None,
+) -> Path:
+    """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
+
+    ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary.
+    """
+    inputs = load_inputs(
+        scores, list(invariance_files), index=index, boxes_train=boxes_train, boxes_test=boxes_test,
+        images_root=images_root,
+    )
+    log.info("analysing %d invariance file(s)", len(inputs.invariance))
+    context = build_context(inputs, title=title, seed=seed, command=command)
+    context["extra_sections"] = _extra(extra_sections)
+    html = render_html(context)
+    out = Path(out)
+    atomic_write_bytes(out, html.encode("utf-8"))
+    log.info("wrote %s (%.1f MB)", out, len(html) / 1e6)
+    return out
