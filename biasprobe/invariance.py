@@ -41,7 +41,6 @@ from .sources import ImageRecord, ImageSource, Skipped
 from .stats import Estimate, mean_estimate, ratio_estimate
 from .stream import Prepared, iter_prepared
 from .tables import companion, read_table, skipped_frame, write_json, write_table
-from .transforms import normalise
 
 __all__ = [
     "DEFAULT_CHUNK_IMAGES",
@@ -199,11 +198,14 @@ class _Engine:
         """uint8 views (n, C, S, S) -> softmax probabilities (n, classes) and knn_dist (n,)."""
         prep = self.model.preprocessing
         with torch.inference_mode():
-            x = pixels[:, :3].float().div_(255.0)
+            # channels_last from the start (cheap on uint8); later in-place steps keep the layout.
+            x = pixels[:, :3].contiguous(memory_format=torch.channels_last).float().div_(255.0)
             if any(p.task.protocol.fill for p in pieces):
                 rows = torch.cat([torch.full((p.pixels.shape[0],), p.task.protocol.fill, dtype=torch.bool) for p in pieces])
                 x[rows] = inpaint_fill(x[rows], mask_to_rects(pixels[rows, 3] > 0))
-            x = normalise(x, prep.mean, prep.std)
+            mean = torch.tensor(prep.mean, dtype=x.dtype).view(1, 3, 1, 1)
+            std = torch.tensor(prep.std, dtype=x.dtype).view(1, 3, 1, 1)
+            x = x.sub_(mean).div_(std)
             with self.runtime.autocast():
                 logits, embedding = self.model(self.runtime.to_input(x))
             probs = logits.float().softmax(dim=1).cpu().numpy()
