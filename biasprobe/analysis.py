@@ -415,17 +415,20 @@ def _p_text(p: float | None) -> str:
 
 
 def _tenths_text(deciles: pd.DataFrame) -> str:
+    """'the most atypical tenth changes its top-1 answer 5.0x as often as the most typical tenth'."""
     if deciles.empty or len(deciles) < 2:
         return ""
     lo, hi = float(deciles["p_change"].iloc[0]), float(deciles["p_change"].iloc[-1])
     k = len(deciles)
     part = "tenth" if k == 10 else f"1/{k}"
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return ""
     if lo > 0:
         return (
             f"the most atypical {part} changes its top-1 answer {hi / lo:.1f}x as often as the most typical "
-            f"{part} ({hi:.3f} vs {lo:.3f} per shift)"
+            f"{part} ({100 * hi:.1f}% vs {100 * lo:.1f}% of shifts)"
         )
-    return f"the most atypical {part} changes its top-1 answer in {hi:.3f} of shifts, the most typical {part} never"
+    return f"the most atypical {part} changes its top-1 answer on {100 * hi:.1f}% of shifts, the most typical {part} on none"
 
 
 def verdict(result: ProtocolAnalysis) -> str:

@@ -16,6 +16,8 @@ from _report_data import make_invariance, make_scores, write_stage_files
 
 from biasprobe.cli import main
 from biasprobe.report import write_report
+from biasprobe.report.context import build_context
+from biasprobe.report.inputs import load_inputs
 from biasprobe.sources import bundled_photo_paths
 from biasprobe.tables import companion, write_json, write_table
 
@@ -142,6 +144,20 @@ def test_cli_report_writes_the_file_and_reports_errors_in_one_line(tmp_path, cap
     code = main(["report", "--scores", str(tmp_path / "nope.parquet"), "--invariance", str(invs[0]), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "table not found" in err
+
+
+def test_galleries_split_few_images_without_repeats(tmp_path):
+    scores = make_scores(5)
+    scores_path = write_table(scores, tmp_path / "scores.parquet")
+    inv, _ = make_invariance(scores, effect=0.9)
+    inv_path = write_table(inv, tmp_path / "inv.parquet")
+    gallery = build_context(load_inputs(scores_path, [inv_path]), title=None, seed=0, command=None)["gallery"]
+    least = [c["image_id"] for c in gallery["least"]]
+    most = [c["image_id"] for c in gallery["most"]]
+    assert len(least) == len(most) == 2 and not set(least) & set(most)
+    p = inv.set_index("image_id")["p_change"]
+    assert p[least].min() >= p[most].max()
+    assert p[most[0]] <= p[most[1]]  # most stable first
 
 
 # --- the real browser -------------------------------------------------------------------------

@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         command=["biasprobe", *getattr(args, "argv", [])],
     )
-    print(f"wrote {out}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0

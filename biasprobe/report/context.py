@@ -24,7 +24,7 @@ __all__ = ["GALLERY_SIZE", "build_context", "fmt", "fmt_ci", "primary_protocol"]
 log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 6
-PREFERRED_PROTOCOLS = ("crop", "zhang", "black", "inpaint", "scale", "circular")
+PREFERRED_PROTOCOLS = ("crop", "black", "inpaint", "scale", "circular", "zhang")
 
 
 def fmt(value: object, digits: int = 3) -> str:
@@ -101,6 +101,7 @@ def _analysis_block(res: an.ProtocolAnalysis, scores: pd.DataFrame | None, joine
         "pose_spearman": _est(res.pose_spearman, 2) if res.pose_spearman else None,
         "pose_deciles": _decile_rows(res.pose_deciles, "pose_atypicality"),
         "decile_figure": "", "scatter_figure": "", "pose_figure": "", "why": "",
+        "has_correct_line": not res.deciles_correct.empty,
     }
     if res.deciles.empty:
         block["why"] = "No decile plot: fewer than 2 scored images share image ids with this invariance table."
@@ -154,7 +155,7 @@ def _gallery_card(row: dict, scores_by_id: dict, views: pd.DataFrame, thumb: Cal
             nt = thumb(str(p), True)
             neighbours.append({"path": str(p), "dist": fmt(d), "uri": nt.uri, "error": nt.error})
     curve = ""
-    if not views.empty:
+    if not views.empty and row["protocol"] != "zhang":  # zhang views are random pairs, not a sequence
         v = views[(views["image_id"] == row["image_id"]) & (views["protocol"] == row["protocol"])]
         if len(v) >= 2 and "p_k0" in v.columns and "top1" in v.columns:
             curve = figures.shift_curve(v)
@@ -179,8 +180,10 @@ def _galleries(inputs: ReportInputs, model: str, protocol: str) -> dict:
     if inputs.scores is not None:
         scores_by_id = {str(r["image_id"]): r for r in inputs.scores.drop_duplicates("image_id").to_dict("records")}
     thumb = _cached_thumbnails(inputs)
-    least = frame.sort_values(["p_change", "prob_range", "mac_top1"], ascending=False, kind="stable").head(GALLERY_SIZE)
-    most = frame.sort_values(["p_change", "prob_range", "mac_top1"], ascending=True, kind="stable").head(GALLERY_SIZE)
+    ranked = frame.sort_values(["p_change", "prob_range", "mac_top1"], ascending=False, kind="stable")
+    size = min(GALLERY_SIZE, len(ranked) // 2) if len(ranked) > 1 else len(ranked)
+    least = ranked.head(size)  # few images: the two galleries split them, never show one twice
+    most = ranked.iloc[len(least):].tail(size).iloc[::-1]
     views = inv.views if not inv.views.empty else pd.DataFrame()
     return {
         "model": model, "protocol": protocol,

@@ -68,15 +68,18 @@ class ReportInputs:
         return pd.concat([inv.table for inv in self.invariance], ignore_index=True)
 
     def image_roots(self) -> tuple[str | None, ...]:
-        """Where relative image paths are looked up, in order."""
+        """Where relative image paths are looked up, in order: --images, then an "images" root
+        the stage summaries recorded (a string; a count is not a root)."""
         roots = [self.images_root, self.scores_summary.get("images")]
         roots += [inv.summary.get("images") for inv in self.invariance]
-        return tuple(dict.fromkeys(str(r) for r in roots if r))
+        return tuple(dict.fromkeys(r for r in roots if isinstance(r, str) and r))
 
     def neighbour_roots(self) -> tuple[str | None, ...]:
         """Where training images (neighbours) are looked up: the index's images first."""
-        roots = [self.index_meta.get("images"), self.scores_summary.get("index", {}).get("images")]
-        return tuple(dict.fromkeys(str(r) for r in roots if r)) + self.image_roots()
+        index_summary = self.scores_summary.get("index") or {}
+        roots = [self.index_meta.get(key) for key in ("images", "source")]
+        roots += [index_summary.get(key) for key in ("images", "source")]
+        return tuple(dict.fromkeys(r for r in roots if isinstance(r, str) and r)) + self.image_roots()
 
 
 def boxes_features(path: str | Path) -> np.ndarray:

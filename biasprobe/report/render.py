@@ -82,5 +82,5 @@ def write_report(
     html = render_html(context)
     out = Path(out)
     atomic_write_bytes(out, html.encode("utf-8"))
-    log.info("wrote %s (%.1f MB)", out, len(html) / 1e6)
+    log.debug("wrote %s (%.1f MB)", out, len(html) / 1e6)
     return out
