@@ -20,8 +20,17 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _pretty(value: object) -> str:
-    return json.dumps(to_jsonable(value), indent=2, sort_keys=False, default=str)
+def _pretty(value: object, indent: str = "") -> str:
+    """JSON with nested objects indented and lists of plain values kept on one line."""
+    value = to_jsonable(value)
+    if isinstance(value, dict) and value:
+        inner = indent + "  "
+        items = [f"{inner}{json.dumps(k)}: {_pretty(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        inner = indent + "  "
+        return "[\n" + ",\n".join(inner + _pretty(v, inner) for v in value) + f"\n{indent}]"
+    return json.dumps(value, default=str)
 
 
 def _environment() -> jinja2.Environment:
