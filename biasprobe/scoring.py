@@ -142,7 +142,7 @@ def build_index(
     index = build_faiss_index(store, chosen, seed=seed)
     write_index(index, out / "index.faiss")
     meta: dict[str, object] = {"factory": chosen, "search_params": params}
-    partial = TrainingIndex(out, meta, table, store, Searcher(index, params))
+    partial = TrainingIndex(out, meta, table, store, Searcher(index, params, store))
     reference, rows, ref_info = partial.leave_one_out_reference(seed=seed, progress=show_progress)
     _save_npy(out / "reference.npy", reference.astype(np.float32))
     _save_npy(out / "reference_rows.npy", rows.astype(np.int64))

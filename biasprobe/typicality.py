@@ -116,7 +116,7 @@ class TrainingIndex:
             table = read_table(folder / "ids.parquet")
             shards = [folder / "shards" / name for name in meta["shards"]]  # type: ignore[union-attr]
             store = VectorStore(shards)
-            searcher = Searcher(read_index(folder / "index.faiss"), str(meta.get("search_params", "")))
+            searcher = Searcher(read_index(folder / "index.faiss"), str(meta.get("search_params", "")), store)
             reference = np.load(folder / "reference.npy")
             reference_rows = np.load(folder / "reference_rows.npy")
         except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as exc:

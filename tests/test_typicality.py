@@ -180,11 +180,11 @@ def test_open_missing_or_corrupt(built: dict, tmp_path: Path) -> None:
 def test_factory_choice() -> None:
     assert choose_factory(1000, 1280) == "Flat"
     assert choose_factory(100_000, 1280, memory_budget=1 << 34) == "Flat"
-    assert choose_factory(1_000_000, 256, memory_budget=1 << 34) == "IVF1024,Flat"
+    assert choose_factory(1_000_000, 256, memory_budget=1 << 34) == "IVF2048,Flat"
     pq = choose_factory(1_000_000, 256, memory_budget=100 << 20)
-    assert pq.startswith("IVF1024,PQ") and 1_000_000 * (int(pq.split("PQ")[1]) + 8) <= 100 << 20
+    assert pq.startswith("IVF2048,PQ") and 1_000_000 * (int(pq.split("PQ")[1]) + 8) <= 100 << 20
     assert choose_factory(100_000, 1280, memory_budget=10 << 20).startswith("IVF")
-    assert default_search_params("IVF1024,Flat") == "nprobe=64" and default_search_params("Flat") == ""
+    assert default_search_params("IVF4096,Flat") == "nprobe=32" and default_search_params("IVF64,PQ8") == "nprobe=8" and default_search_params("Flat") == ""
 
 
 def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
@@ -239,3 +239,25 @@ def test_ivf_index_through_build(tmp_path: Path) -> None:
     bf = brute_force(stored[:30], ids[:30], stored, ids)
     d, _ = index.knn(stored[:30], k=10, image_ids=ids[:30])
     np.testing.assert_allclose(d, bf[:, :10], atol=1e-5)
+
+
+def test_bf16_screen_finds_the_exact_neighbours(tmp_path: Path) -> None:
+    from biasprobe.faiss_index import bf16_supported
+
+    rng = np.random.default_rng(3)
+    data = rng.standard_normal((5000, 64)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    data[100:200] = data[7] + 1e-4 * rng.standard_normal((100, 64)).astype(np.float32)  # 101 near-ties
+    np.save(tmp_path / "emb_0000.npy", data)
+    store = VectorStore([tmp_path / "emb_0000.npy"])
+    searcher = Searcher(build_faiss_index(store, "Flat"), store=store)
+    assert (searcher.screen is not None) == bf16_supported()
+    queries = np.vstack([data[:50] + 0.05 * rng.standard_normal((50, 64)).astype(np.float32), data[7:8]])
+    exact = np.sqrt(((queries[:, None].astype(np.float64) - data[None]) ** 2).sum(-1))
+    for k in (1, 10, 60):
+        d, rows = rerank(store, queries, searcher.search(queries, k), k=k)
+        np.testing.assert_array_equal(np.sort(rows, axis=1), np.sort(np.argsort(exact, axis=1)[:, :k], axis=1))
+        np.testing.assert_allclose(d, np.sort(exact, axis=1)[:, :k], atol=1e-6)
+    if searcher.screen is not None:
+        _rows, overflow = searcher.screen.candidates(queries, 10)
+        assert overflow.nonzero()[0].tolist() == [7, 50]  # the queries next to the near-ties went to fp32 search
