@@ -144,7 +144,7 @@ def _fill_vs_forward(model, runtime, source, batch: int, reps: int) -> tuple[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=9, help="images per protocol run (bundled photos, tiled)")
+    parser.add_argument("--images", type=int, default=18, help="images per protocol run (bundled photos, tiled)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--reps", type=int, default=4, help="batches for the bare forward")
     parser.add_argument("--pairs", type=int, default=24, help="image pairs for the authors' script")

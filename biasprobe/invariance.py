@@ -118,7 +118,7 @@ def prepare_views(
                 alpha = views.mask[:, None].to(torch.uint8) * 255
             block = torch.cat([block, alpha], dim=1)
         blocks.append(block)
-    return torch.cat(blocks)
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
 @dataclass(eq=False)

@@ -192,8 +192,11 @@ def _windows(square: torch.Tensor, corners: Sequence[tuple[int, int]], size: int
 
 def _build_crop(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
     square = _crop_square(img, params)
-    corners = [(s, s) for s in range(params.max_shift + 1)]
-    return Views(_windows(square, corners, params.input_size))
+    size = params.input_size
+    c, row, col = square.stride()
+    # Diagonal windows as a strided view of the square: no copy, and only the (3, B, B)
+    # square crosses from the worker to the main process (one copy, into the batch).
+    return Views(square.as_strided((params.max_shift + 1, 3, size, size), (row + col, c, row, col)))
 
 
 def zhang_offsets(image_id: str, params: ProtocolParams) -> np.ndarray:

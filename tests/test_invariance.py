@@ -194,3 +194,11 @@ def test_cli_on_the_real_model_and_bundled_photos(tmp_path, capsys):
     assert summary["parameters"]["max_shift"] == 2 and summary["parameters"]["embed_size"] == 168
     assert summary["command"][:3] == ["invariance", "--model", "efficientnet_lite0"]
     assert len(pd.read_parquet(companion(out, "views"))) == 2 * (3 + 2)
+
+
+def test_views_crossing_from_the_worker_equal_views_made_in_process(images):
+    """crop alone travels as a strided view of one square; with zhang, as a concatenated block."""
+    kw = dict(params=PARAMS, progress=False, batch_size=4, runtime=Runtime.create(threads=2))  # 4 views an image
+    alone = measure_invariance(_tiny_model(), open_source(images), protocols=["crop"], workers=1, **kw).views
+    mixed = measure_invariance(_tiny_model(), open_source(images), protocols=["crop", "zhang"], workers=0, **kw).views
+    pd.testing.assert_frame_equal(alone, mixed[mixed.protocol == "crop"].reset_index(drop=True))
