@@ -335,13 +335,21 @@ def analyse_protocol(
 
 
 def analyse(
-    scores: pd.DataFrame | None, invariance: pd.DataFrame, *, bins: int = 10, seed: int = 0
+    scores: pd.DataFrame | None,
+    invariance: pd.DataFrame,
+    *,
+    bins: int = 10,
+    seed: int = 0,
+    progress: bool = False,
 ) -> list[ProtocolAnalysis]:
     """``analyse_protocol`` for every (model, protocol) of the invariance rows, in table order."""
+    from tqdm import tqdm
+
     joined = join_scores(scores, invariance)
-    pairs = joined[["model", "protocol"]].drop_duplicates().itertuples(index=False)
+    pairs = list(joined[["model", "protocol"]].drop_duplicates().itertuples(index=False))
     return [
-        analyse_protocol(joined, scores, model=str(m), protocol=str(p), bins=bins, seed=seed) for m, p in pairs
+        analyse_protocol(joined, scores, model=str(m), protocol=str(p), bins=bins, seed=seed)
+        for m, p in tqdm(pairs, desc="analysis", unit="protocol", disable=not progress or len(pairs) < 2)
     ]
 
 

@@ -99,6 +99,20 @@ def _rho_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, (a * b).sum(axis=-1) / denom, np.nan)
 
 
+def _resample_ranks(codes: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``rankdata(values[idx], axis=1)`` (ties averaged) by counting instead of sorting.
+
+    ``codes`` are the dense ranks of the values (``np.unique(values, return_inverse=True)``):
+    an element's rank is the number of smaller ones plus (its number of equals + 1) / 2.
+    """
+    rows, groups = idx.shape[0], int(codes.max()) + 1
+    g = codes[idx]
+    flat = (g + (np.arange(rows) * groups)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=rows * groups).reshape(rows, groups)
+    average = (np.cumsum(counts, axis=1) - counts) + (counts + 1) / 2.0
+    return np.take_along_axis(average, g, axis=1)
+
+
 def ratio_estimate(numerator: np.ndarray, denominator: np.ndarray, *, seed: int = 0) -> Estimate:
     """sum(numerator) / sum(denominator) with images resampled (e.g. sum(flips) / sum(pairs))."""
     num = np.asarray(numerator, dtype=float)
@@ -144,8 +158,9 @@ def spearman_estimate(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Estimat
         return float((a * b).sum() / denom) if denom > 0 else float("nan")
 
     rho = rho_of(rx, ry)
+    x_codes, y_codes = np.unique(x, return_inverse=True)[1], np.unique(y, return_inverse=True)[1]
     lo, hi = bootstrap_rows(
-        lambda idx: _rho_rows(sps.rankdata(x[idx], axis=1), sps.rankdata(y[idx], axis=1)), n, seed=seed
+        lambda idx: _rho_rows(_resample_ranks(x_codes, idx), _resample_ranks(y_codes, idx)), n, seed=seed
     )
     rng = np.random.default_rng(seed)
     perms = np.array([rho_of(rx, rng.permutation(ry)) for _ in range(N_PERMUTATIONS)])

@@ -41,6 +41,13 @@ def test_vectorised_bootstrap_gives_the_loop_bootstraps_intervals(n):
             return float(np.corrcoef(sps.rankdata(x[i]), sps.rankdata(flips[i]))[0, 1])
 
     assert stats.spearman_estimate(x, flips).ci == pytest.approx(stats.bootstrap(rho, n), abs=1e-12)
+    ties = np.round(x * 3)  # heavy ties on both sides
+
+    def rho_ties(i: np.ndarray) -> float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float(np.corrcoef(sps.rankdata(ties[i]), sps.rankdata(flips[i]))[0, 1])
+
+    assert stats.spearman_estimate(ties, flips).ci == pytest.approx(stats.bootstrap(rho_ties, n), abs=1e-12)
 
 
 def test_group_stats_pools_flips_and_weights_mac_by_pairs():

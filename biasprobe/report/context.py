@@ -268,7 +268,7 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
     """All values of the template, computed from the inputs."""
     combined = inputs.combined
     joined = an.join_scores(inputs.scores, combined)
-    results = an.analyse(inputs.scores, combined, seed=seed)
+    results = an.analyse(inputs.scores, combined, seed=seed, progress=True)
     protocols = list(dict.fromkeys(combined["protocol"].astype(str)))
     main_model = inputs.invariance[0].model
     main_protocol = primary_protocol(protocols)
