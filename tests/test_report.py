@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _report_data import make_invariance, make_scores, write_stage_files
+from markupsafe import Markup
 
 from biasprobe.cli import main
 from biasprobe.report import write_report
@@ -123,7 +124,9 @@ def test_minimal_inputs_render_with_one_line_reasons(tmp_path):
     inv, _ = make_invariance(make_scores(3))
     inv = inv.drop(columns=["correct0", "label", "label_name", "p_top0"])
     inv_path = write_table(inv, tmp_path / "inv.parquet")
-    html = write_report(scores_path, [inv_path], out=tmp_path / "r.html").read_text()
+    html = write_report(scores_path, [inv_path], out=tmp_path / "r.html",
+                        extra_sections=[("Trusted", Markup("<em>kept as HTML</em>"))]).read_text()
+    assert "<em>kept as HTML</em>" in html
     assert "No object boxes are known" in html
     assert "One invariance file (one model) was given" in html
     assert "No in_train column in the scores table." in html
@@ -136,9 +139,13 @@ def test_cli_report_writes_the_file_and_reports_errors_in_one_line(tmp_path, cap
     scores, invs = write_stage_files(tmp_path, n=20, protocols=("crop",), paths=names)
     write_json({"images": "builtin:photos"}, companion(invs[0], "summary"))  # where the stage recorded its images
     out = tmp_path / "cli.html"
-    assert main(["report", "--scores", str(scores), "--invariance", str(invs[0]), "--out", str(out)]) == 0
+    boxes = _write_boxes_csv(tmp_path / "train_boxes.csv", 20, seed=2)
+    argv = ["report", "--scores", str(scores), "--invariance", str(invs[0]), "--boxes-train", str(boxes),
+            "--title", "CLI run", "--out", str(out)]
+    assert main(argv) == 0
     assert out.is_file() and "wrote" in capsys.readouterr().out
     html = out.read_text()
+    assert "<title>CLI run</title>" in html and "training 20 boxes, test 0" in html
     assert "&#34;--out&#34;" in html  # the command line in the provenance
     assert "data:image/jpeg" in html and "no picture" not in html
     code = main(["report", "--scores", str(tmp_path / "nope.parquet"), "--invariance", str(invs[0]), "--out", str(out)])
