@@ -75,7 +75,7 @@ def test_report_has_every_section_and_the_figures_in_it(full_report):
     assert "Instability is concentrated on atypical images" in html  # the baseline's verdict
     assert "most atypical tenth" in html
     assert html.count("<h3>world_vgg_aa &middot; crop</h3>") == 1
-    assert "training 3 boxes, test 30" in html
+    assert "training: 3 boxes; test: 30 boxes" in html
     assert "share of flips on atypical half" in html
     assert "cannot decode image bad.png" in html  # skipped inputs with their reason
     assert "2 of 60 scored images are byte-identical" in html  # in_train rows
@@ -145,7 +145,7 @@ def test_cli_report_writes_the_file_and_reports_errors_in_one_line(tmp_path, cap
     assert main(argv) == 0
     assert out.is_file() and "wrote" in capsys.readouterr().out
     html = out.read_text()
-    assert "<title>CLI run</title>" in html and "training 20 boxes, test 0" in html
+    assert "<title>CLI run</title>" in html and "training: 20 boxes; test: none known" in html
     assert "&#34;--out&#34;" in html  # the command line in the provenance
     assert "data:image/jpeg" in html and "no picture" not in html
     code = main(["report", "--scores", str(tmp_path / "nope.parquet"), "--invariance", str(invs[0]), "--out", str(out)])
