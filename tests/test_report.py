@@ -137,7 +137,7 @@ def test_minimal_inputs_render_with_one_line_reasons(tmp_path):
 def test_cli_report_writes_the_file_and_reports_errors_in_one_line(tmp_path, capsys):
     names = [f"{name}{p.suffix}" for name, p in bundled_photo_paths().items()]  # relative to builtin:photos
     scores, invs = write_stage_files(tmp_path, n=20, protocols=("crop",), paths=names)
-    write_json({"images": "builtin:photos"}, companion(invs[0], "summary"))  # where the stage recorded its images
+    write_json({"images": 20, "images_root": "builtin:photos"}, companion(invs[0], "summary"))  # a count, and the root
     out = tmp_path / "cli.html"
     boxes = _write_boxes_csv(tmp_path / "train_boxes.csv", 20, seed=2)
     argv = ["report", "--scores", str(scores), "--invariance", str(invs[0]), "--boxes-train", str(boxes),

@@ -68,10 +68,12 @@ class ReportInputs:
         return pd.concat([inv.table for inv in self.invariance], ignore_index=True)
 
     def image_roots(self) -> tuple[str | None, ...]:
-        """Where relative image paths are looked up, in order: --images, then an "images" root
-        the stage summaries recorded (a string; a count is not a root)."""
-        roots = [self.images_root, self.scores_summary.get("images")]
-        roots += [inv.summary.get("images") for inv in self.invariance]
+        """Where relative image paths are looked up, in order: --images, then a root the stage
+        summaries recorded as "images_root" or "images" (a string; a count is not a root)."""
+        summaries = [self.scores_summary, *(inv.summary for inv in self.invariance)]
+        roots = [self.images_root]
+        roots += [s.get(key) for s in summaries for key in ("images_root", "images")]
+        roots += [(s.get("parameters") or {}).get("images_root") for s in summaries]
         return tuple(dict.fromkeys(r for r in roots if isinstance(r, str) and r))
 
     def neighbour_roots(self) -> tuple[str | None, ...]:
