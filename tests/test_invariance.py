@@ -177,7 +177,6 @@ def test_cli_rejects_a_canvas_too_small_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "x.parquet").exists()
 
 
-@pytest.mark.slow
 def test_cli_on_the_real_model_and_bundled_photos(tmp_path, capsys):
     out = tmp_path / "inv.parquet"
     code = main(["invariance", "--model", "efficientnet_lite0", "--images", "builtin:photos", "--limit", "2",
