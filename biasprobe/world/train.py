@@ -226,7 +226,7 @@ def train_world_model(
         "train_skipped": len(train.skipped),
         "train_accuracy": train_acc,
         "test_accuracy": test_acc,
-        "world": {"path": str(Path(data_dir)), "digest": world.digest, "seed": world.config.seed},
+        "world": {"digest": world.digest, "seed": world.config.seed},
         "torch_version": torch.__version__,
         "threads": runtime.threads,
     })
