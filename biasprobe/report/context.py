@@ -19,7 +19,7 @@ from . import figures
 from .inputs import ReportInputs
 from .thumbnails import Thumbnail, thumbnail
 
-__all__ = ["GALLERY_SIZE", "build_context", "fmt", "fmt_ci", "primary_protocol"]
+__all__ = ["GALLERY_SIZE", "build_context", "build_supplement", "fmt", "fmt_ci", "primary_protocol"]
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,21 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
         "duplicates": _duplicates(inputs.scores),
         "skipped": _skipped(inputs),
         "provenance": _provenance(inputs, seed=seed, command=command),
+        "supplements": [],
+    }
+
+
+def build_supplement(inputs: ReportInputs, *, title: str, seed: int) -> dict:
+    """A further image set shown without an atypicality axis: protocol table and gallery."""
+    combined = inputs.combined
+    protocols = list(dict.fromkeys(combined["protocol"].astype(str)))
+    model = inputs.invariance[0].model
+    return {
+        "title": title,
+        "protocol_rows": _protocol_rows(an.protocol_table(combined, seed=seed)),
+        "gallery": _galleries(inputs, model, primary_protocol(protocols)),
+        "skipped": _skipped(inputs),
+        "provenance": _provenance(inputs, seed=seed, command=None)[:-1],
     }
 
 

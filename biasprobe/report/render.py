@@ -5,19 +5,30 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from ..tables import atomic_write_bytes, to_jsonable
-from .context import build_context
+from .context import build_context, build_supplement
 from .inputs import load_inputs
 
-__all__ = ["render_html", "write_report"]
+__all__ = ["Supplement", "render_html", "write_report"]
 
 log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class Supplement:
+    """A further image set for the same report, shown without an atypicality axis (for
+    example real photos beside a synthetic world): its invariance files and image root."""
+
+    title: str
+    invariance_files: tuple[str | Path, ...]
+    images_root: str | Path | None = None
 
 
 def _pretty(value: object, indent: str = "") -> str:
@@ -74,12 +85,14 @@ def write_report(
     title: str | None = None,
     extra_sections: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     images_root: str | Path | None = None,
+    supplements: Sequence[Supplement] = (),
     seed: int = 0,
     command: list[str] | None = None,
 ) -> Path:
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
 
-    ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary.
+    ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary;
+    ``supplements`` (further image sets, e.g. real photos) after the galleries.
     """
     inputs = load_inputs(
         scores, list(invariance_files), index=index, boxes_train=boxes_train, boxes_test=boxes_test,
@@ -88,6 +101,13 @@ def write_report(
     log.info("analysing %d invariance file(s)", len(inputs.invariance))
     context = build_context(inputs, title=title, seed=seed, command=command)
     context["extra_sections"] = _extra(extra_sections)
+    context["supplements"] = []
+    for sup in supplements:
+        sup_inputs = load_inputs(None, list(sup.invariance_files), images_root=sup.images_root)
+        block = build_supplement(sup_inputs, title=sup.title, seed=seed)
+        context["supplements"].append(block)
+        context["skipped"] = [*context["skipped"], *block["skipped"]]
+        context["provenance"] = [*context["provenance"], *block["provenance"]]
     html = render_html(context)
     out = Path(out)
     atomic_write_bytes(out, html.encode("utf-8"))

@@ -1,0 +1,235 @@
+"""``biasprobe demo``: the whole pipeline on the built-in world and the bundled photos.
+
+World: write the photographer's-bias world, train each architecture three times (baseline,
+crop-augmented, antialiased), index the training split with the baseline, score the test
+split against it (one atypicality axis for every variant), measure every protocol for every
+variant. Photos: the bundled EfficientNet-Lite0 on the nine bundled photos, every protocol.
+Then one HTML report and ``summary.json``.
+
+Every step writes its output under ``OUT/work`` and records its settings beside it; a re-run
+skips the steps whose output exists with the same settings, so an interrupted demo resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from . import __version__
+from .analysis import protocol_figures
+from .models import create_model
+from .protocols import list_protocols
+from .runtime import Runtime
+from .sources import BUILTIN_PHOTOS, open_source
+from .tables import read_table, write_json
+
+__all__ = ["DemoPlan", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+VARIANTS: dict[str, dict[str, object]] = {
+    "baseline": {"augment": None, "antialias": False},
+    "augmented": {"augment": "crop", "antialias": False},
+    "antialiased": {"augment": None, "antialias": True},
+}
+PHOTO_MODEL = "efficientnet_lite0"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo runs; ``quick`` trades images and epochs for time."""
+
+    quick: bool = False
+    archs: tuple[str, ...] = ("world_vgg", "world_resnet")
+    epochs: int = 8
+    world_digits: int | None = None
+    seed: int = 0
+    protocols: tuple[str, ...] = field(default_factory=lambda: tuple(p.name for p in list_protocols()))
+    batch_size: int = 256
+    photo_batch_size: int = 64
+
+    @classmethod
+    def make(cls, *, quick: bool, seed: int = 0) -> DemoPlan:
+        if quick:
+            return cls(quick=True, archs=("world_vgg",), epochs=5, world_digits=900, seed=seed)
+        return cls(quick=False, seed=seed)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Steps:
+    """Numbered progress lines and skip-if-done bookkeeping for the demo's steps."""
+
+    def __init__(self, total: int, work: Path) -> None:
+        self.total = total
+        self.done = 0
+        self.work = work
+        self.started = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def run(self, title: str, output: Path, settings: dict[str, object], action: Callable[[], object]) -> None:
+        self.done += 1
+        stamp = output.with_name(output.name + ".demo.json")
+        wanted = json.dumps(settings, sort_keys=True, default=str)
+        elapsed = time.perf_counter() - self.started
+        if output.exists() and stamp.is_file() and stamp.read_text() == wanted:
+            print(f"[{self.done}/{self.total}] {title}: already done, kept ({output})", flush=True)
+            return
+        print(f"[{self.done}/{self.total}] {title} (at {elapsed:.0f} s)", flush=True)
+        began = time.perf_counter()
+        action()
+        self.timings[title] = round(time.perf_counter() - began, 2)
+        stamp.write_text(wanted)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _score_to_file(index: object, source: object, model: object, path: Path, **kwargs: object) -> None:
+    from .scoring import score_images
+
+    score_images(index, source, model, **kwargs).write(path)  # type: ignore[arg-type]
+
+
+def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int = 0,
+             command: list[str] | None = None) -> dict[str, object]:
+    """Run the whole demo and return the summary (also written to ``OUT/summary.json``)."""
+    from .invariance import run_invariance
+    from .report import Supplement, write_report
+    from .scoring import build_index
+    from .typicality import TrainingIndex
+    from .world import WorldConfig, make_world, read_world_info
+    from .world.train import train_world_model
+
+    plan = DemoPlan.make(quick=quick, seed=seed)
+    out = Path(out)
+    work = out / "work"
+    for sub in ("models", "indices", "tables"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    runtime = Runtime.create()
+    per_arch = 1 + len(VARIANTS) + 1 + 1 + len(VARIANTS)
+    steps = _Steps(1 + per_arch * len(plan.archs) + 1 + 1, work)
+    started = time.perf_counter()
+    protocols = list(plan.protocols)
+
+    world_dir = work / "world"
+    world_config = WorldConfig(seed=plan.seed, digits=plan.world_digits)
+    steps.run("write the photographer's-bias world", world_dir, world_config.to_dict(),
+              lambda: make_world(world_dir, world_config, overwrite=True))
+    world = read_world_info(world_dir)
+    test_source = open_source(world.test_dir, boxes=world.boxes("test"))
+
+    summary_world: dict[str, dict[str, dict[str, object]]] = {}
+    invariance_files: list[Path] = []
+    scores_files: dict[str, Path] = {}
+    for arch in plan.archs:
+        checkpoints: dict[str, Path] = {}
+        for variant, options in VARIANTS.items():
+            ckpt = work / "models" / f"{arch}-{variant}.pt"
+            checkpoints[variant] = ckpt
+            settings = {"world": world.digest, "arch": arch, "epochs": plan.epochs, "seed": plan.seed, **options}
+            steps.run(f"train {arch} ({variant})", ckpt, settings,
+                      partial(train_world_model, world_dir, arch=arch, out=ckpt, epochs=plan.epochs, seed=plan.seed,
+                              augment=options["augment"], antialias=bool(options["antialias"])))
+        baseline = create_model(arch, weights=checkpoints["baseline"])
+        index_dir = work / "indices" / arch
+        steps.run(f"index the training split with {arch} (baseline)", index_dir / "meta.json",
+                  {"model": _digest(checkpoints["baseline"]), "world": world.digest},
+                  partial(build_index, open_source(world.train_dir, boxes=world.boxes("train")), baseline, index_dir,
+                          runtime=runtime, batch_size=plan.batch_size, seed=plan.seed, command=command))
+        index = TrainingIndex.open(index_dir)
+        scores_path = work / "tables" / f"{arch}-scores.parquet"
+        scores_files[arch] = scores_path
+        steps.run(f"score the test split against the {arch} index", scores_path,
+                  {"index": _digest(index_dir / "meta.json"), "world": world.digest},
+                  partial(_score_to_file, index, test_source, baseline, scores_path, runtime=runtime,
+                          batch_size=plan.batch_size, command=command))
+        scores = read_table(scores_path)
+        summary_world[arch] = {}
+        for variant, ckpt in checkpoints.items():
+            table = work / "tables" / f"{arch}-{variant}.parquet"
+            invariance_files.append(table)
+            model = baseline if variant == "baseline" else create_model(arch, weights=ckpt)
+            view_index = index if variant == "baseline" else None
+            steps.run(f"invariance of {arch} ({variant}) on every protocol", table,
+                      {"model": _digest(ckpt), "world": world.digest, "protocols": protocols, "seed": plan.seed,
+                       "index": _digest(index_dir / "meta.json") if view_index else None},
+                      partial(run_invariance, model, test_source, table, protocols=protocols, runtime=runtime,
+                              batch_size=plan.batch_size, index=view_index, seed=plan.seed, command=command))
+            frame = read_table(table)
+            summary_world[arch][variant] = {p: protocol_figures(scores, frame, p) for p in protocols}
+
+    photo_table = work / "tables" / f"photos-{PHOTO_MODEL}.parquet"
+    photo_model = create_model(PHOTO_MODEL)
+    steps.run(f"invariance of {PHOTO_MODEL} on the bundled photos", photo_table,
+              {"model": photo_model.weights_sha256, "protocols": protocols, "seed": plan.seed},
+              lambda: run_invariance(photo_model, open_source(BUILTIN_PHOTOS), photo_table, protocols=protocols,
+                                     runtime=runtime, batch_size=plan.photo_batch_size, seed=plan.seed,
+                                     command=command))
+    photo_frame = read_table(photo_table)
+    summary_photos = {PHOTO_MODEL: {p: protocol_figures(None, photo_frame, p) for p in protocols}}
+
+    primary = plan.archs[0]
+    report_path = out / "report.html"
+    steps.done += 1
+    print(f"[{steps.done}/{steps.total}] write the HTML report", flush=True)
+    write_report(
+        scores_files[primary],
+        [f for f in invariance_files if f.name.startswith(f"{primary}-")],
+        out=report_path,
+        index=work / "indices" / primary,
+        boxes_train=world.boxes("train"),
+        boxes_test=world.boxes("test"),
+        images_root=world.test_dir,
+        title=f"biasprobe demo: the photographer's-bias world ({primary}) and the bundled photos",
+        supplements=[Supplement(f"Real photos: {PHOTO_MODEL} on the nine bundled photos", (photo_table,),
+                                images_root=BUILTIN_PHOTOS)],
+        seed=plan.seed,
+        command=command,
+    )
+    summary = {
+        "world": summary_world,
+        "photos": summary_photos,
+        "provenance": {
+            "biasprobe": __version__,
+            "python": platform.python_version(),
+            "plan": plan.to_dict(),
+            "world": {"config": world.config.to_dict(), "digest": world.digest, "train_images": world.n_train,
+                      "test_images": world.n_test},
+            "runtime": runtime.to_dict(),
+            "seconds": round(time.perf_counter() - started, 1),
+            "step_seconds": steps.timings,
+            "command": command if command is not None else sys.argv,
+            "files": {"report": str(report_path), "tables": sorted(str(p) for p in (work / "tables").glob("*.parquet"))},
+        },
+    }
+    write_json(summary, out / "summary.json")
+    return summary
+
+
+def summary_lines(summary: dict[str, object]) -> list[str]:
+    """A small table of the headline figures for the terminal."""
+    rows = []
+    for arch, variants in summary["world"].items():  # type: ignore[union-attr]
+        for variant, protocols in variants.items():
+            f = protocols.get("crop") or next(iter(protocols.values()))
+            typical = (f.get("typical_half") or {}).get("p_change")
+            atypical = (f.get("atypical_half") or {}).get("p_change")
+            rows.append((f"{arch} {variant}", f["p_change"], typical, atypical, f.get("spearman_rho")))
+    for model, protocols in summary["photos"].items():  # type: ignore[union-attr]
+        for protocol, f in protocols.items():
+            rows.append((f"{model} {protocol}", f["p_change"], None, None, None))
+    frame = pd.DataFrame(rows, columns=["model (crop unless named)", "P(change)", "typical half", "atypical half", "rho"])
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()
