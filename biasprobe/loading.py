@@ -74,7 +74,9 @@ def decode_rgb(data: bytes, *, name: str = "<bytes>") -> Image.Image:
             rgb = _to_rgb(oriented)
             rgb.load()
             return rgb
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"cannot decode image {name}: not a recognised image format") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"cannot decode image {name}: {exc}") from exc
 
 

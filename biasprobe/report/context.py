@@ -85,7 +85,7 @@ def _logistic(lg: an.LogisticResult | None) -> dict[str, str] | None:
         return {"text": f"Not fitted: {lg.note}."}
     text = (
         f"Logit(any flip) on standardised {' and '.join(lg.covariates)}: atypicality coefficient "
-        f"{lg.coef:.2f} per SD, 95% CI [{lg.ci_low:.2f}, {lg.ci_high:.2f}], p = {fmt(lg.p_value)}"
+        f"{lg.coef:.2f} per SD, 95% CI [{lg.ci_low:.2f}, {lg.ci_high:.2f}], p {'< 0.001' if lg.p_value < 0.001 else '= ' + fmt(lg.p_value)}"
     )
     if math.isfinite(lg.confidence_coef):
         text += f"; confidence coefficient {lg.confidence_coef:.2f}"
