@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -78,7 +79,10 @@ class _Steps:
         self.started = time.perf_counter()
         self.timings: dict[str, float] = {}
 
-    def run(self, title: str, output: Path, settings: dict[str, object], action: Callable[[], object]) -> None:
+    def run(self, title: str, output: Path, settings: dict[str, object], action: Callable[[], object],
+            *, clear: Path | None = None) -> None:
+        """Run ``action`` unless ``output`` exists with the same settings; ``clear`` is removed
+        first when the step runs again with other settings (a stale index or part files)."""
         self.done += 1
         stamp = output.with_name(output.name + ".demo.json")
         wanted = json.dumps(settings, sort_keys=True, default=str)
@@ -87,6 +91,8 @@ class _Steps:
             print(f"[{self.done}/{self.total}] {title}: already done, kept ({output})", flush=True)
             return
         print(f"[{self.done}/{self.total}] {title} (at {elapsed:.0f} s)", flush=True)
+        if clear is not None and clear.is_dir() and stamp.is_file():
+            shutil.rmtree(clear)
         began = time.perf_counter()
         action()
         self.timings[title] = round(time.perf_counter() - began, 2)
@@ -106,7 +112,7 @@ def _score_to_file(index: object, source: object, model: object, path: Path, **k
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int = 0,
              command: list[str] | None = None) -> dict[str, object]:
     """Run the whole demo and return the summary (also written to ``OUT/summary.json``)."""
-    from .invariance import run_invariance
+    from .invariance import parts_dir_for, run_invariance
     from .report import Supplement, write_report
     from .scoring import build_index
     from .typicality import TrainingIndex
@@ -148,7 +154,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         steps.run(f"index the training split with {arch} (baseline)", index_dir / "meta.json",
                   {"model": _digest(checkpoints["baseline"]), "world": world.digest},
                   partial(build_index, open_source(world.train_dir, boxes=world.boxes("train")), baseline, index_dir,
-                          runtime=runtime, batch_size=plan.batch_size, seed=plan.seed, command=command))
+                          runtime=runtime, batch_size=plan.batch_size, seed=plan.seed, command=command),
+                  clear=index_dir)
         index = TrainingIndex.open(index_dir)
         scores_path = work / "tables" / f"{arch}-scores.parquet"
         scores_files[arch] = scores_path
@@ -167,7 +174,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                       {"model": _digest(ckpt), "world": world.digest, "protocols": protocols, "seed": plan.seed,
                        "index": _digest(index_dir / "meta.json") if view_index else None},
                       partial(run_invariance, model, test_source, table, protocols=protocols, runtime=runtime,
-                              batch_size=plan.batch_size, index=view_index, seed=plan.seed, command=command))
+                              batch_size=plan.batch_size, index=view_index, seed=plan.seed, command=command),
+                      clear=parts_dir_for(table))
             frame = read_table(table)
             summary_world[arch][variant] = {p: protocol_figures(scores, frame, p) for p in protocols}
 
@@ -194,6 +202,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         boxes_test=world.boxes("test"),
         images_root=world.test_dir,
         title=f"biasprobe demo: the photographer's-bias world ({primary}) and the bundled photos",
+        extra_sections=_other_archs_text(summary_world, primary),
         supplements=[Supplement(f"Real photos: {PHOTO_MODEL} on the nine bundled photos", (photo_table,),
                                 images_root=BUILTIN_PHOTOS)],
         seed=plan.seed,
@@ -217,6 +226,27 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     }
     write_json(summary, out / "summary.json")
     return summary
+
+
+def _other_archs_text(summary_world: dict[str, dict[str, dict[str, dict]]], primary: str) -> list[tuple[str, str]]:
+    """A short section per further architecture (its full figures are in summary.json)."""
+    sections = []
+    for arch, variants in summary_world.items():
+        if arch == primary:
+            continue
+        lines = []
+        for variant, protocols in variants.items():
+            f = protocols.get("crop") or next(iter(protocols.values()))
+            lo, hi = f["spearman_ci"] or (float("nan"), float("nan"))
+            lines.append(
+                f"{variant}: P(top-1 change) under crop {f['p_change']:.3f}; typical half "
+                f"{f['typical_half']['p_change']:.3f}, atypical half {f['atypical_half']['p_change']:.3f}; "
+                f"Spearman rho {f['spearman_rho']:.2f} [{lo:.2f}, {hi:.2f}] (atypicality against the {arch} "
+                "baseline's own index)."
+            )
+        sections.append((f"The other architecture: {arch}", "\n\n".join(lines) +
+                         "\n\nEvery protocol's figures for it are in summary.json beside this report."))
+    return sections
 
 
 def summary_lines(summary: dict[str, object]) -> list[str]:
