@@ -9,6 +9,7 @@ with the reason, never raised and never dropped. Order is that of the records.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -61,8 +62,20 @@ def _identity(item: object) -> object:
 
 
 def default_workers() -> int:
-    """One decoding worker: on few cores the rest belong to the forward pass."""
-    return 1
+    """Decoding workers that do not compete with the forward pass for cores.
+
+    With the model on a GPU, CPU cores are free for decoding (one fewer than the process
+    may use, at most four). On the CPU the forward pass takes ``torch.get_num_threads()``
+    cores, and a worker only pays off on cores left over: when every core runs the forward
+    (the default), images are decoded in the main process between batches. Measured on 2
+    cores with EfficientNet-Lite0: views/s 161 in-process vs 135 with one worker (crop),
+    155 vs 86 (zhang), 143 vs 118 (scale); decoding and view-making cost 3-15% of the forward,
+    less than the two forward threads lose when a worker takes one of their cores.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if torch.cuda.is_available():
+        return max(1, min(4, cores - 1))
+    return max(0, min(4, cores - torch.get_num_threads()))
 
 
 def iter_prepared(
