@@ -45,8 +45,8 @@ def _composite_on_black(rgba: np.ndarray) -> np.ndarray:
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(img).astype(np.int64)  # 16-bit samples (mode "I" holds them too)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        values = np.asarray(img).astype(np.int64)
         gray = (values.clip(0, 65535) >> 8).astype(np.uint8)
         return Image.fromarray(np.stack([gray] * 3, axis=-1), "RGB")
     has_alpha = mode in ("RGBA", "LA", "RGBa", "La", "PA") or (

@@ -97,6 +97,10 @@ class TrainingIndex:
             )
         self._ids = table["image_id"].to_numpy(dtype="U16")
         self._unique, self._codes = np.unique(self._ids, return_inverse=True)
+        # Identical files are one image: only the first row of each id can be a neighbour.
+        self._canonical = np.zeros(len(self._codes), bool)
+        self._canonical[np.unique(self._codes, return_index=True)[1]] = True
+        self._max_copies = int(np.bincount(self._codes).max(initial=1)) if len(self._codes) else 1
         self._exact = str(meta.get("factory", "Flat")) == "Flat"
         self._ref_sorted: dict[int, np.ndarray] = {}
 
@@ -207,7 +211,7 @@ class TrainingIndex:
         for lo in tqdm(range(0, len(q), _QUERY_CHUNK), desc="knn", unit="chunk", disable=not progress):
             hi = min(len(q), lo + _QUERY_CHUNK)
             qc, cc = q[lo:hi], codes[lo:hi]
-            width = k + int(excluded_n[lo:hi].max(initial=0)) + margin
+            width = k * self._max_copies + int(excluded_n[lo:hi].max(initial=0)) + margin
             d, r = self._search_rerank(qc, cc, width, k)
             out_d[lo:hi], out_r[lo:hi] = d, r
         return out_d, out_r
@@ -223,7 +227,8 @@ class TrainingIndex:
         return d, r
 
     def _rerank(self, q: np.ndarray, codes: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        excluded = (self._codes[np.maximum(cand, 0)] == codes[:, None]) & (codes[:, None] >= 0)
+        rows = np.maximum(cand, 0)
+        excluded = ((self._codes[rows] == codes[:, None]) & (codes[:, None] >= 0)) | ~self._canonical[rows]
         return rerank(self.store, q, cand, k=k, excluded=excluded)
 
     def knn_dist(self, embeddings: np.ndarray, *, k: int = 10, image_ids: object = None) -> np.ndarray:

@@ -55,12 +55,16 @@ def tiny_model(*, seed: int = 0, name: str = "tiny", crop_pct: float = 0.875) ->
 
 
 def brute_force(queries: np.ndarray, query_ids: list[str], train: np.ndarray, train_ids: list[str]) -> np.ndarray:
-    """Sorted leave-one-out distances (n, N): float64, every training row with the query's id at inf."""
+    """Sorted leave-one-out distances (n, N): float64, every training row with the query's id at
+    inf, and every repeated copy of a training file at inf (identical files are one image)."""
     q = queries.astype(np.float64)
     t = train.astype(np.float64)
     d = np.sqrt(((q[:, None, :] - t[None, :, :]) ** 2).sum(-1))
     same = np.asarray(query_ids)[:, None] == np.asarray(train_ids)[None, :]
-    return np.sort(np.where(same, np.inf, d), axis=1)
+    _, first = np.unique(np.asarray(train_ids), return_index=True)
+    repeat = np.ones(len(train_ids), bool)
+    repeat[first] = False
+    return np.sort(np.where(same | repeat[None, :], np.inf, d), axis=1)
 
 
 def stored_embeddings(folder: Path) -> tuple[np.ndarray, pd.DataFrame]:
