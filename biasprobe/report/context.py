@@ -166,7 +166,9 @@ def _gallery_card(row: dict, scores_by_id: dict, views: pd.DataFrame, thumb: Cal
         "flips": f"{int(row['flips'])}/{int(row['pairs'])}", "p_change": fmt(row["p_change"]),
         "prob_range": fmt(row.get("prob_range")), "atypicality": fmt(score.get("atypicality"), 2),
         "knn_dist": fmt(score.get("knn_dist")), "neighbours": neighbours, "curve": curve,
-        "no_neighbours": "" if paths is not None else "no neighbours in the scores table",
+        "no_neighbours": "" if paths is not None else (
+            "this image is not in the scores table" if scores_by_id
+            else "no training index for this image set: no neighbours"),
     }
 
 

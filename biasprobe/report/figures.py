@@ -118,7 +118,7 @@ def shift_curve(views: pd.DataFrame) -> str:
     changes = np.nonzero(top1[1:] != top1[:-1])[0]
     for c in changes:
         ax.axvspan(t[c], t[c + 1], color=COLOURS[1], alpha=0.2, linewidth=0)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.03, 1.03)  # a curve at p = 0 or 1 stays visible inside the frame
     ax.set_xlabel("shift step t", fontsize=8)
     ax.set_ylabel("p(top-1 of x0)", fontsize=8, color=COLOURS[0])
     ax.tick_params(labelsize=7)
