@@ -77,6 +77,8 @@ class ViewIndex(TypingProtocol):
 
     def check_model(self, model: ProbeModel) -> None: ...
 
+    def check_k(self, k: int) -> int: ...
+
     def knn_dist(self, embeddings: np.ndarray, *, k: int = 10, image_ids: Sequence[str] | None = None) -> np.ndarray: ...
 
 
@@ -330,6 +332,7 @@ def measure_invariance(
     model = runtime.prepare(model)
     if index is not None:
         index.check_model(model)
+        index.check_k(k)  # a k the index cannot serve is refused before any work
     records = source.records
     names = tuple(p.name for p in chosen)
     settings = {
@@ -397,7 +400,7 @@ def measure_invariance(
         "model": model.describe(),
         "parameters": {**params.to_dict(), "protocols": list(names), "batch_size": batch_size,
                        "chunk_images": chunk_images, "bootstrap_seed": seed, "k": k if index is not None else None,
-                       "images": len(records), "runtime": runtime.to_dict()},
+                       "images": len(records), "images_root": source.images_root, "runtime": runtime.to_dict()},
         "protocols": summarise(images, protocols=names, seed=seed),
         "skipped": len(skipped),
         "versions": _versions(),

@@ -244,7 +244,7 @@ def score_images(
         frame["pose_atypicality"] = index.pose.pose_atypicality(feats)
     elif has_boxes:
         log.info("boxes given for the images but the index has none: no pose_atypicality")
-    summary = _summary(index, frame, skipped, k=k, command=command)
+    summary = {**_summary(index, frame, skipped, k=k, command=command), "images_root": source.images_root}
     return ScoreResult(frame, skipped, summary)
 
 

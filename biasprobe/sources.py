@@ -72,6 +72,15 @@ class ImageSource:
         return iter(self.records)
 
     @property
+    def images_root(self) -> str:
+        """Where the records' relative paths start: the folder, the manifest's folder, or
+        ``builtin:photos`` (stage summaries record it so reports can find the images)."""
+        if self.kind == "bundled":
+            return BUILTIN_PHOTOS
+        path = Path(self.name).resolve()
+        return str(path.parent if self.kind == "manifest" else path)
+
+    @property
     def has_labels(self) -> bool:
         return any(r.label is not None for r in self.records)
 

@@ -171,7 +171,8 @@ class TrainingIndex:
                 "score with the index's model or build an index for this one"
             )
 
-    def _check_k(self, k: int) -> int:
+    def check_k(self, k: int) -> int:
+        """``k`` itself, or a one-line error when the index cannot serve it (1..k_max)."""
         if not isinstance(k, (int, np.integer)) or not 1 <= k <= self.k_max:
             raise InputError(
                 f"k must be between 1 and {self.k_max} (min of K_MAX={K_MAX} and the {self.unique_count} "
@@ -199,7 +200,7 @@ class TrainingIndex:
     # ---------------------------------------------------------------- queries
     def knn(self, embeddings: np.ndarray, *, k: int, image_ids: object = None) -> tuple[np.ndarray, np.ndarray]:
         """Sorted exact distances (n, k) float32 and training row positions (n, k) int64."""
-        return self._knn(self._queries(embeddings), self._check_k(k), image_ids)
+        return self._knn(self._queries(embeddings), self.check_k(k), image_ids)
 
     def _knn(self, q: np.ndarray, k: int, image_ids: object, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
         codes = self._query_codes(image_ids, len(q))
@@ -238,7 +239,7 @@ class TrainingIndex:
 
     def reference_knn_dist(self, *, k: int = 10) -> np.ndarray:
         """Leave-one-out knn_dist of every reference training image at this k, sorted."""
-        k = self._check_k(k)
+        k = self.check_k(k)
         if self.reference is None:
             raise InputError(f"index {self.folder} has no leave-one-out reference; rebuild it")
         if k not in self._ref_sorted:

@@ -152,6 +152,9 @@ class _FakeIndex:
         self.checked = False
         self.ids: list[str] = []
 
+    def check_k(self, k):
+        return k
+
     def check_model(self, model):
         self.checked = True
 
