@@ -12,7 +12,6 @@ skips the steps whose output exists with the same settings, so an interrupted de
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -29,6 +28,7 @@ import pandas as pd
 from . import __version__
 from .analysis import protocol_figures
 from .models import create_model
+from .models.spec import file_sha256
 from .protocols import list_protocols
 from .runtime import Runtime
 from .sources import BUILTIN_PHOTOS, open_source
@@ -100,7 +100,7 @@ class _Steps:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def _score_to_file(index: object, source: object, model: object, path: Path, **kwargs: object) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import platform
 import shutil
 import sys
 from collections import deque
@@ -30,7 +29,6 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from . import __version__
 from .errors import InputError
 from .inpaint import inpaint_fill, mask_to_rects
 from .metrics import image_metrics
@@ -40,7 +38,7 @@ from .runtime import Runtime
 from .sources import ImageRecord, ImageSource, Skipped
 from .stats import Estimate, mean_estimate, ratio_estimate
 from .stream import Prepared, iter_prepared
-from .tables import companion, read_table, skipped_frame, write_json, write_table
+from .tables import companion, library_versions, read_table, skipped_frame, write_json, write_table
 
 __all__ = [
     "DEFAULT_CHUNK_IMAGES",
@@ -403,7 +401,7 @@ def measure_invariance(
                        "images": len(records), "images_root": source.images_root, "runtime": runtime.to_dict()},
         "protocols": summarise(images, protocols=names, seed=seed),
         "skipped": len(skipped),
-        "versions": _versions(),
+        "versions": library_versions(),
         "command": list(command) if command is not None else None,
     }  # fmt: skip
     return InvarianceResult(images, views, skipped, summary)
@@ -435,13 +433,6 @@ def summarise(images: pd.DataFrame, *, protocols: Sequence[str], seed: int = 0) 
             "accuracy": accuracy.value if accuracy else None, "accuracy_ci": _ci(accuracy) if accuracy else None,
         }  # fmt: skip
     return out
-
-
-def _versions() -> dict[str, str]:
-    import PIL
-
-    return {"biasprobe": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__, "pillow": PIL.__version__}  # fmt: skip
 
 
 def write_result(result: InvarianceResult, out: str | Path) -> Path:

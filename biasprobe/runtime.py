@@ -3,7 +3,6 @@ channels_last and inference mode, all in one place."""
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
@@ -13,8 +12,6 @@ from torch import nn
 from .malloc_tuning import malloc_tuned, tune_malloc
 
 __all__ = ["Runtime", "select_device", "set_threads"]
-
-log = logging.getLogger(__name__)
 
 def select_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""

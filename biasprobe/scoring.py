@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .boxes import read_boxes
 from .embedding import DEFAULT_SHARD_SIZE, embed_records, embed_to_shards
 from .errors import IndexMismatchError, InputError
 from .faiss_index import (
@@ -38,25 +35,15 @@ from .faiss_index import (
 from .models import ProbeModel
 from .pose import FEATURE_COLUMNS, PoseDensity, box_features
 from .runtime import Runtime
-from .sources import ImageSource
-from .tables import atomic_write_bytes, companion, skipped_frame, write_json, write_table
+from .sources import ImageSource, attach_boxes
+from .tables import atomic_write_bytes, companion, library_versions, skipped_frame, write_json, write_table
 from .typicality import TrainingIndex, model_signature
 
-__all__ = ["ScoreResult", "build_index", "library_versions", "score_images"]
+__all__ = ["ScoreResult", "build_index", "score_images"]
 
 log = logging.getLogger(__name__)
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded beside every output."""
-    import faiss
-    import sklearn
-    import torch
-
-    return {"biasprobe": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "faiss": faiss.__version__, "scikit-learn": sklearn.__version__}
 
 
 def embedding_dim(model: ProbeModel) -> int:
@@ -189,12 +176,6 @@ class ScoreResult:
         return write_table(self.frame, path)
 
 
-def _attach_boxes(source: ImageSource, boxes: str | Path) -> ImageSource:
-    table = read_boxes(boxes)
-    records = [r if r.box is not None else replace(r, box=table.lookup(r.relative)) for r in source.records]
-    return replace(source, records=records)
-
-
 def score_images(
     index: TrainingIndex,
     source: ImageSource,
@@ -212,7 +193,7 @@ def score_images(
     index.check_model(model)
     index.reference_knn_dist(k=k)  # refuses a k the reference cannot serve, before any work
     if boxes is not None:
-        source = _attach_boxes(source, boxes)
+        source = attach_boxes(source, boxes)
     runtime = runtime or Runtime.create()
     model = runtime.prepare(model)  # type: ignore[assignment]
     batches, emb = embed_records(source.records, model, runtime, batch_size=batch_size, workers=workers, show_progress=show_progress)

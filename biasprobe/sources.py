@@ -28,7 +28,7 @@ from .classes import ClassMap
 from .errors import InputError
 from .loading import IMAGE_SUFFIXES, load_image
 
-__all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "Skipped", "bundled_photo_paths", "open_source"]
+__all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "Skipped", "attach_boxes", "bundled_photo_paths", "open_source"]
 
 BUILTIN_PHOTOS = "builtin:photos"
 
@@ -219,7 +219,9 @@ def _bundled_source() -> ImageSource:
     return ImageSource(BUILTIN_PHOTOS, "bundled", records)
 
 
-def _attach_boxes(source: ImageSource, table: BoxTable) -> ImageSource:
+def attach_boxes(source: ImageSource, boxes: str | Path | BoxTable) -> ImageSource:
+    """Give each record without a box the box a boxes file holds for its relative path."""
+    table = boxes if isinstance(boxes, BoxTable) else read_boxes(boxes)
     records = [
         r if r.box is not None else replace(r, box=table.lookup(r.relative)) for r in source.records
     ]
@@ -247,7 +249,7 @@ def open_source(
         else:
             raise InputError(f"--images expects a folder, a .csv manifest or {BUILTIN_PHOTOS}, got the file {path}")
     if boxes is not None:
-        source = _attach_boxes(source, read_boxes(boxes))
+        source = attach_boxes(source, boxes)
     source = source.limited(limit)
     if not source.records:
         reasons = f" ({len(source.skipped)} inputs skipped, e.g. {source.skipped[0].path}: {source.skipped[0].reason})" if source.skipped else ""

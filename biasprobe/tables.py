@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from .sources import Skipped
 __all__ = [
     "atomic_write_bytes",
     "companion",
+    "library_versions",
     "read_table",
     "skipped_frame",
     "to_jsonable",
@@ -58,6 +60,18 @@ def companion(path: str | Path, kind: str) -> Path:
     stem = path.name.removesuffix(".parquet")
     suffix = ".json" if kind == "summary" else ".parquet"
     return path.with_name(f"{stem}.{kind}{suffix}")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions recorded beside every output."""
+    import faiss
+    import PIL
+    import sklearn
+    import torch
+
+    return {"biasprobe": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "pandas": pd.__version__, "torch": torch.__version__, "faiss": faiss.__version__,
+            "scikit-learn": sklearn.__version__, "pillow": PIL.__version__}
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

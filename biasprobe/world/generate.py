@@ -15,7 +15,6 @@ the pasted square; ``offset_x/offset_y`` are its realised centre minus the canva
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -30,6 +29,7 @@ from PIL import Image
 from .. import __version__
 from ..errors import InputError
 from ..loading import rnd
+from ..models.spec import file_sha256
 from ..tables import write_json
 
 __all__ = ["WORLD_JSON", "WorldConfig", "WorldInfo", "make_world", "read_world_info"]
@@ -211,10 +211,6 @@ def _write_split(split: str, root: Path, sprites: np.ndarray, labels: np.ndarray
     return table
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def make_world(out: str | Path, config: WorldConfig | None = None, *, overwrite: bool = False) -> WorldInfo:
     """Write the world to ``out`` (built in a temporary sibling folder, then moved into place).
 
@@ -273,7 +269,7 @@ def make_world(out: str | Path, config: WorldConfig | None = None, *, overwrite:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("world written to %s: %d train and %d test images", out, len(train), len(test))
-    return WorldInfo(out, config, len(train), len(test), n_clipped, _digest(out / WORLD_JSON))
+    return WorldInfo(out, config, len(train), len(test), n_clipped, file_sha256(out / WORLD_JSON))
 
 
 def read_world_info(root: str | Path) -> WorldInfo:
@@ -286,4 +282,4 @@ def read_world_info(root: str | Path) -> WorldInfo:
     config = WorldConfig.from_dict(data["config"])
     splits = data["splits"]
     clipped = int(splits["train"]["clipped"]) + int(splits["test"]["clipped"])
-    return WorldInfo(root, config, int(splits["train"]["images"]), int(splits["test"]["images"]), clipped, _digest(path))
+    return WorldInfo(root, config, int(splits["train"]["images"]), int(splits["test"]["images"]), clipped, file_sha256(path))
