@@ -17,7 +17,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from biasprobe.faiss_index import (
+from biasprobe.engine.runtime import set_threads
+from biasprobe.index.faiss_ops import (
     Searcher,
     VectorStore,
     build_faiss_index,
@@ -25,7 +26,6 @@ from biasprobe.faiss_index import (
     default_search_params,
     rerank,
 )
-from biasprobe.runtime import set_threads
 
 
 def mixture(n: int, centres: np.ndarray, rng: np.random.Generator, *, std: float = 1.0, block: int = 100_000) -> np.ndarray:

@@ -25,17 +25,17 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from biasprobe.embedding import _forward, _prepare_uint8, embed_to_shards
+from biasprobe.data.sources import bundled_photo_paths, open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index.embed import _forward, _prepare_uint8, embed_to_shards
 from biasprobe.models import create_model
-from biasprobe.runtime import Runtime
-from biasprobe.sources import bundled_photo_paths, open_source
 
 CHILD = """
 import json, resource, sys, time
-from biasprobe.embedding import embed_to_shards
+from biasprobe.data.sources import open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index.embed import embed_to_shards
 from biasprobe.models import create_model
-from biasprobe.runtime import Runtime
-from biasprobe.sources import open_source
 folder, out, n, model_name, weights = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 runtime = Runtime.create(threads=None)
 model = runtime.prepare(create_model(model_name, weights=weights or None))

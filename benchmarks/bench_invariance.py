@@ -46,9 +46,9 @@ def _bare_forward(model, batch: int, reps: int, channels_last: bool) -> float:
 
 def _authors_script(pairs: int) -> float:
     """One image pair per forward pass (a batch of 2 views), default settings, views/s."""
-    from biasprobe.protocols import ProtocolParams, get_protocol
-    from biasprobe.sources import open_source
-    from biasprobe.transforms import normalise
+    from biasprobe.data.sources import open_source
+    from biasprobe.data.transforms import normalise
+    from biasprobe.invariance.protocols import ProtocolParams, get_protocol
 
     model = _model(channels_last=False)
     prep = model.preprocessing
@@ -97,8 +97,8 @@ def _run_child(mode: str, args: argparse.Namespace, *, tuned: bool) -> float:
 def _stage(model, runtime, source, protocol: str, batch: int, min_views: int) -> tuple[float, int]:
     from dataclasses import replace
 
-    from biasprobe.invariance import measure_invariance
-    from biasprobe.protocols import ProtocolParams, get_protocol
+    from biasprobe.invariance.protocols import ProtocolParams, get_protocol
+    from biasprobe.invariance.run import measure_invariance
 
     per_image = get_protocol(protocol).n_views(ProtocolParams.for_model(model.preprocessing))
     n = max(len(source.records), -(-min_views // per_image))  # zhang has 10 views an image, not 33
@@ -111,10 +111,10 @@ def _stage(model, runtime, source, protocol: str, batch: int, min_views: int) ->
 
 def _fill_vs_forward(model, runtime, source, batch: int, reps: int) -> tuple[float, float]:
     """Seconds per batch: the inpaint fill vs the forward of the same filled views."""
-    from biasprobe.inpaint import inpaint_fill, mask_to_rects
-    from biasprobe.invariance import prepare_views
-    from biasprobe.protocols import ProtocolParams
-    from biasprobe.transforms import normalise
+    from biasprobe.data.transforms import normalise
+    from biasprobe.invariance.inpaint import inpaint_fill, mask_to_rects
+    from biasprobe.invariance.protocols import ProtocolParams
+    from biasprobe.invariance.run import prepare_views
 
     prep = model.preprocessing
     params = ProtocolParams.for_model(prep)
@@ -158,8 +158,8 @@ def main() -> None:
 
     from dataclasses import replace
 
-    from biasprobe.runtime import Runtime
-    from biasprobe.sources import open_source
+    from biasprobe.data.sources import open_source
+    from biasprobe.engine.runtime import Runtime
 
     runtime = Runtime.create(threads=args.threads)
     model = runtime.prepare(_model(channels_last=True))

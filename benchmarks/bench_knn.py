@@ -15,8 +15,8 @@ import faiss
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from biasprobe.faiss_index import Searcher, VectorStore, build_faiss_index, rerank
-from biasprobe.runtime import set_threads
+from biasprobe.engine.runtime import set_threads
+from biasprobe.index.faiss_ops import Searcher, VectorStore, build_faiss_index, rerank
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """biasprobe: why is an image classifier not invariant to small shifts and rescales?"""
 
-from .malloc_tuning import tune_malloc
+from biasprobe.engine.malloc_tuning import tune_malloc
 
 tune_malloc()  # before torch allocates anything; see malloc_tuning.py
 

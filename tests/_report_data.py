@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biasprobe.sources import bundled_photo_paths
-from biasprobe.tables import companion, write_json, write_table
+from biasprobe.core.io import companion, write_json, write_table
+from biasprobe.data.sources import bundled_photo_paths
 
 
 def make_scores(n: int = 200, *, seed: int = 0, boxes: bool = False, paths: list[str] | None = None) -> pd.DataFrame:

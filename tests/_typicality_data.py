@@ -11,8 +11,9 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from biasprobe.models import Preprocessing, ProbeModel
-from biasprobe.sources import bundled_photo_paths
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.data.sources import bundled_photo_paths
+from biasprobe.models import ProbeModel
 
 
 def write_photo_sets(root: Path) -> tuple[Path, Path]:

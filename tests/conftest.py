@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from biasprobe.data.sources import BUILTIN_PHOTOS, ImageSource, open_source
 from biasprobe.models import ProbeModel, create_model
-from biasprobe.sources import BUILTIN_PHOTOS, ImageSource, open_source
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import pytest
 from _report_data import make_invariance, make_scores
 from scipy import stats as sps
 
-from biasprobe import analysis as an
-from biasprobe import stats
-from biasprobe.errors import InputError
+from biasprobe.analysis import relate as an
+from biasprobe.analysis import stats
+from biasprobe.core.errors import InputError
 
 
 def _rows(atyp: list[float], flips: list[int], *, pairs: int = 10, correct: list[bool] | None = None,

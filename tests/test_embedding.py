@@ -10,16 +10,16 @@ import pytest
 import torch
 from _typicality_data import tiny_model, write_noise_images
 
-import biasprobe.embedding as embedding
-from biasprobe.embedding import embed_records, embed_to_shards, iter_embedded
-from biasprobe.errors import IndexMismatchError, InputError
-from biasprobe.loading import image_id
+from biasprobe.core.errors import IndexMismatchError, InputError
+from biasprobe.core.hashing import image_id
+from biasprobe.data.sources import ImageSource, open_source
+from biasprobe.data.transforms import embed_view, normalise
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index import embed as embedding
+from biasprobe.index.build import build_index
+from biasprobe.index.embed import embed_records, embed_to_shards, iter_embedded
+from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
-from biasprobe.runtime import Runtime
-from biasprobe.scoring import build_index
-from biasprobe.sources import ImageSource, open_source
-from biasprobe.transforms import embed_view, normalise
-from biasprobe.typicality import TrainingIndex
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import torch
 from _typicality_data import write_photo_sets
 
 from biasprobe.cli import main
+from biasprobe.data.sources import bundled_photo_paths
 from biasprobe.models.imagenet import _lite0_weights_path
 from biasprobe.models.weights import read_state_dict
-from biasprobe.sources import bundled_photo_paths
 
 
 @pytest.fixture(scope="module")

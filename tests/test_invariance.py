@@ -11,21 +11,22 @@ import torch
 from PIL import Image
 from torch import nn
 
-from biasprobe import invariance
 from biasprobe.cli import main
-from biasprobe.errors import InputError
-from biasprobe.invariance import (
+from biasprobe.core.errors import InputError
+from biasprobe.core.io import companion
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.data.sources import open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.invariance import run as invariance
+from biasprobe.invariance.protocols import ProtocolParams
+from biasprobe.invariance.run import (
     IMAGE_COLUMNS,
     VIEW_COLUMNS,
     measure_invariance,
     parts_dir_for,
     run_invariance,
 )
-from biasprobe.models.spec import Preprocessing, ProbeModel
-from biasprobe.protocols import ProtocolParams
-from biasprobe.runtime import Runtime
-from biasprobe.sources import open_source
-from biasprobe.tables import companion
+from biasprobe.models.spec import ProbeModel
 
 ALL = ["crop", "black", "inpaint", "scale", "circular", "zhang"]
 PREP = Preprocessing(16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.875, 3)

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biasprobe.errors import ImageLoadError
-from biasprobe.loading import decode_rgb, image_id, load_image, rnd
-from biasprobe.transforms import centre_crop, embed_view, resize_longer, resize_shorter
+from biasprobe.core.errors import ImageLoadError
+from biasprobe.core.hashing import image_id
+from biasprobe.core.rounding import rnd
+from biasprobe.data.loading import decode_rgb, load_image
+from biasprobe.data.transforms import centre_crop, embed_view, resize_longer, resize_shorter
 
 
 def _png(img: Image.Image, **kwargs: object) -> bytes:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from biasprobe.metrics import image_metrics, pair_indices
+from biasprobe.invariance.metrics import image_metrics, pair_indices
 
 # Four views, three classes: top-1 = 0, 0, 1, 0 -> two flips over three pairs.
 SEQ = np.array(

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from biasprobe.errors import ModelError
+from biasprobe.core.errors import ModelError
+from biasprobe.data.transforms import embed_view, normalise
 from biasprobe.models import create_model, get_entry, list_models
-from biasprobe.transforms import embed_view, normalise
 
 
 def _classify(model, record) -> tuple[str, float, torch.Tensor]:

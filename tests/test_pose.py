@@ -12,12 +12,13 @@ from _typicality_data import tiny_model, write_noise_images
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 
-from biasprobe.boxes import Box, read_boxes
-from biasprobe.errors import InputError
-from biasprobe.pose import BANDWIDTHS, PoseDensity, box_features
-from biasprobe.runtime import Runtime
-from biasprobe.scoring import build_index, score_images
-from biasprobe.sources import open_source
+from biasprobe.core.errors import InputError
+from biasprobe.data.boxes import Box, read_boxes
+from biasprobe.data.sources import open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index.build import build_index
+from biasprobe.index.pose import BANDWIDTHS, PoseDensity, box_features
+from biasprobe.index.score import score_images
 
 
 def test_box_features_known_values(tmp_path: Path) -> None:

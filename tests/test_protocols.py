@@ -7,11 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from biasprobe.errors import InputError
-from biasprobe.inpaint import binomial_kernel, inpaint_fill, inpaint_fill_dense, mask_to_rects
-from biasprobe.invariance import prepare_views
-from biasprobe.models.spec import Preprocessing
-from biasprobe.protocols import ProtocolParams, get_protocol, list_protocols, parse_protocols, zhang_offsets
+from biasprobe.core.errors import InputError
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.invariance.inpaint import binomial_kernel, inpaint_fill, inpaint_fill_dense, mask_to_rects
+from biasprobe.invariance.protocols import (
+    ProtocolParams,
+    get_protocol,
+    list_protocols,
+    parse_protocols,
+    zhang_offsets,
+)
+from biasprobe.invariance.run import prepare_views
 
 # S = 16, m = 4, E = 8: B = 20, black offset o = (16 - 8 - 4) // 2 = 2.
 P = ProtocolParams(max_shift=4, embed_size=8, input_size=16, pairs_per_image=3, run_seed=0)

@@ -16,11 +16,11 @@ from _report_data import make_invariance, make_scores, write_stage_files
 from markupsafe import Markup
 
 from biasprobe.cli import main
+from biasprobe.core.io import companion, write_json, write_table
+from biasprobe.data.sources import bundled_photo_paths
 from biasprobe.report import write_report
 from biasprobe.report.context import build_context
 from biasprobe.report.inputs import load_inputs
-from biasprobe.sources import bundled_photo_paths
-from biasprobe.tables import companion, write_json, write_table
 
 EVIL = "<img src=x onerror=alert(1)>.png"
 URL_ATTR = re.compile(r"""(?:src|href|action|poster|srcset)\s*=\s*["']?\s*(?:https?:|//|ftp:)""", re.I)

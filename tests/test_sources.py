@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biasprobe.boxes import read_boxes
-from biasprobe.classes import read_class_map
-from biasprobe.errors import InputError
-from biasprobe.sources import BUILTIN_PHOTOS, bundled_photo_paths, open_source
+from biasprobe.core.errors import InputError
+from biasprobe.data.boxes import read_boxes
+from biasprobe.data.classes import read_class_map
+from biasprobe.data.sources import BUILTIN_PHOTOS, bundled_photo_paths, open_source
 
 
 def _write_png(path: Path, value: int, size: tuple[int, int] = (8, 6)) -> bytes:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biasprobe.sources import Skipped
-from biasprobe.tables import companion, read_table, skipped_frame, write_json, write_table
+from biasprobe.core.io import companion, read_table, write_json, write_table
+from biasprobe.core.skipped import Skipped, skipped_frame
 
 
 def test_companion_names() -> None:

@@ -12,11 +12,11 @@ from timm.layers import BlurPool2d
 from torch import nn
 
 from biasprobe.cli import main
-from biasprobe.errors import BiasprobeError, InputError
+from biasprobe.core.errors import BiasprobeError, InputError
 from biasprobe.models import create_model
-from biasprobe.models.world import WORLD_PREPROCESSING, read_checkpoint
 from biasprobe.world import WorldConfig, make_world
-from biasprobe.world.nets import build_net, net_config
+from biasprobe.world.checkpoint import read_checkpoint
+from biasprobe.world.nets import WORLD_PREPROCESSING, build_net, net_config
 from biasprobe.world.train import _batch_input, load_split, rescale_centre, train_world_model
 
 TINY = WorldConfig(digits=40, train_placements=2, test_placements=1)

@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 from _typicality_data import brute_force, stored_embeddings, tiny_model, write_photo_sets
 
-from biasprobe.embedding import embed_records
-from biasprobe.errors import IndexMismatchError, InputError
-from biasprobe.faiss_index import (
+from biasprobe.core.errors import IndexMismatchError, InputError
+from biasprobe.core.hashing import image_id
+from biasprobe.data.sources import open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index.build import build_index
+from biasprobe.index.embed import embed_records
+from biasprobe.index.faiss_ops import (
     Searcher,
     VectorStore,
     build_faiss_index,
@@ -22,12 +26,9 @@ from biasprobe.faiss_index import (
     exact_knn,
     rerank,
 )
-from biasprobe.loading import image_id
+from biasprobe.index.score import score_images
+from biasprobe.index.training_index import K_MAX, TrainingIndex
 from biasprobe.models import ProbeModel
-from biasprobe.runtime import Runtime
-from biasprobe.scoring import build_index, score_images
-from biasprobe.sources import open_source
-from biasprobe.typicality import K_MAX, TrainingIndex
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +244,7 @@ def test_ivf_index_through_build(tmp_path: Path) -> None:
 
 
 def test_bf16_screen_finds_the_exact_neighbours(tmp_path: Path) -> None:
-    from biasprobe.faiss_index import bf16_supported
+    from biasprobe.index.faiss_ops import bf16_supported
 
     rng = np.random.default_rng(3)
     data = rng.standard_normal((5000, 64)).astype(np.float32)

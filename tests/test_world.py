@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from biasprobe.cli import main
-from biasprobe.errors import InputError
-from biasprobe.loading import load_image
-from biasprobe.sources import open_source
+from biasprobe.core.errors import InputError
+from biasprobe.data.loading import load_image
+from biasprobe.data.sources import open_source
 from biasprobe.world import WorldConfig, make_world, read_world_info
 
 SMALL = WorldConfig(digits=60, train_placements=2, test_placements=2)

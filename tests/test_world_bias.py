@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biasprobe.analysis import assign_halves, halves_table, join_scores
-from biasprobe.invariance import measure_invariance
+from biasprobe.analysis.relate import assign_halves, halves_table, join_scores
+from biasprobe.analysis.stats import spearman_estimate
+from biasprobe.data.sources import open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index.build import build_index
+from biasprobe.index.score import score_images
+from biasprobe.invariance.run import measure_invariance
 from biasprobe.models import create_model
-from biasprobe.runtime import Runtime
-from biasprobe.scoring import build_index, score_images
-from biasprobe.sources import open_source
-from biasprobe.stats import spearman_estimate
 from biasprobe.world import WorldConfig, make_world
 from biasprobe.world.train import train_world_model
 

@@ -11,8 +11,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import BiasprobeError
+from biasprobe import __version__
+from biasprobe.core.errors import BiasprobeError
 
 __all__ = ["build_parser", "main"]
 

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo, summary_lines
+    from biasprobe.demo.pipeline import run_demo, summary_lines
 
     started = time.perf_counter()
     summary = run_demo(args.out, quick=args.quick, seed=args.seed, command=["biasprobe", *args.argv])

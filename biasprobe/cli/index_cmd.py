@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
 
 NAME = "index"
 HELP = "build a nearest-neighbour index of a training set's embeddings"
@@ -32,11 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classes import read_class_map
-    from ..models import create_model
-    from ..runtime import Runtime
-    from ..scoring import build_index
-    from ..sources import open_source
+    from biasprobe.data.classes import read_class_map
+    from biasprobe.data.sources import open_source
+    from biasprobe.engine.runtime import Runtime
+    from biasprobe.index.build import build_index
+    from biasprobe.models import create_model
 
     classes = read_class_map(args.classes) if args.classes else None
     source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)

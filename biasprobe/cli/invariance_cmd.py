@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
 
 NAME = "invariance"
 HELP = "measure top-1 changes under 1-pixel shifts and rescales, per image and protocol"
@@ -46,13 +46,13 @@ def _print_table(summary: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classes import read_class_map
-    from ..invariance import run_invariance
-    from ..models import create_model
-    from ..protocols import ProtocolParams, parse_protocols
-    from ..runtime import Runtime
-    from ..sources import open_source
-    from ..tables import companion
+    from biasprobe.core.io import companion
+    from biasprobe.data.classes import read_class_map
+    from biasprobe.data.sources import open_source
+    from biasprobe.engine.runtime import Runtime
+    from biasprobe.invariance.protocols import ProtocolParams, parse_protocols
+    from biasprobe.invariance.run import run_invariance
+    from biasprobe.models import create_model
 
     protocols = parse_protocols(args.protocol)
     runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
     index = None
     if args.index:
-        from ..typicality import TrainingIndex  # another stage's module, imported only when asked for
+        from biasprobe.index.training_index import TrainingIndex
 
         index = TrainingIndex.open(args.index)
     out = Path(args.out)

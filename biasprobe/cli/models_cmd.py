@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import list_models
+from biasprobe.models import list_models
 
 NAME = "models"
 HELP = "list the models it knows, with input size, normalisation and weights source"

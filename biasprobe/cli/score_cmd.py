@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_data_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import add_data_flags, add_runtime_flags, positive_int
 
 NAME = "score"
 HELP = "score images by nearest-neighbour distance to the training set (typicality)"
@@ -25,12 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..classes import read_class_map
-    from ..models import create_model
-    from ..runtime import Runtime
-    from ..scoring import score_images
-    from ..sources import open_source
-    from ..typicality import TrainingIndex
+    from biasprobe.data.classes import read_class_map
+    from biasprobe.data.sources import open_source
+    from biasprobe.engine.runtime import Runtime
+    from biasprobe.index.score import score_images
+    from biasprobe.index.training_index import TrainingIndex
+    from biasprobe.models import create_model
 
     index = TrainingIndex.open(args.index)
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads

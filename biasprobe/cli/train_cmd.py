@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_int
+from biasprobe.cli.common import positive_int
 
 NAME = "train"
 HELP = "train a built-in world CNN (world_vgg, world_resnet), optionally augmented or antialiased"
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..world.train import train_world_model
+    from biasprobe.world.train import train_world_model
 
     result = train_world_model(
         args.data, arch=args.arch, out=args.out, augment=args.augment, antialias=args.antialias,

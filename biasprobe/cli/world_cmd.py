@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import positive_int
+from biasprobe.cli.common import positive_int
 
 NAME = "world"
 HELP = "write the built-in photographer's-bias world (digits at typical positions) to disk"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..world.generate import WorldConfig
+    from biasprobe.world.generate import WorldConfig
 
     d = WorldConfig()
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Every setting is recorded in DIR/world.json.")
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..world.generate import WorldConfig, make_world
+    from biasprobe.world.generate import WorldConfig, make_world
 
     config = WorldConfig(
         seed=args.seed, digits=args.digits, test_fraction=args.test_fraction,

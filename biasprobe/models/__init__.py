@@ -1,6 +1,7 @@
 """Models: a registry of names, each carrying its preprocessing and giving logits + embedding."""
 
-from .registry import ModelEntry, create_model, get_entry, list_models
-from .spec import Preprocessing, ProbeModel
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.models.registry import create_model, get_entry, list_models
+from biasprobe.models.spec import ModelEntry, ProbeModel
 
 __all__ = ["ModelEntry", "Preprocessing", "ProbeModel", "create_model", "get_entry", "list_models"]

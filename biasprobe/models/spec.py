@@ -3,51 +3,30 @@ returns logits and the embedding of PROTOCOLS.md section 4."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..loading import rnd
+from biasprobe.core.preprocessing import Preprocessing
 
-__all__ = ["Preprocessing", "ProbeModel", "file_sha256", "last_linear"]
+__all__ = ["Builder", "ModelEntry", "ProbeModel", "last_linear"]
+
+
+Builder = Callable[[str, Path | None], "ProbeModel"]
 
 
 @dataclass(frozen=True)
-class Preprocessing:
-    """Input geometry and normalisation of a model (never hard-coded elsewhere)."""
+class ModelEntry:
+    """A name users can type, what it is, and how to build it."""
 
-    input_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    crop_pct: float
-    max_shift: int
-
-    @property
-    def embed_size(self) -> int:
-        """Default size E of the pasted image for ``black``, ``inpaint`` and ``scale``."""
-        return rnd(0.75 * self.input_size)
-
-    @property
-    def resize_size(self) -> int:
-        """Shorter side before the centre crop of the embedding preprocessing."""
-        return rnd(self.input_size / self.crop_pct)
-
-    def to_dict(self) -> dict[str, object]:
-        out = asdict(self)
-        out["mean"], out["std"] = list(self.mean), list(self.std)
-        return out
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a weights file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    name: str
+    description: str
+    weights_source: str
+    preprocessing: Preprocessing | None
+    builder: Builder
 
 
 def last_linear(net: nn.Module) -> tuple[str, nn.Linear]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from biasprobe.core.errors import ModelError
 
 __all__ = ["load_into", "read_state_dict"]
 

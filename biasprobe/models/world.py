@@ -4,38 +4,21 @@ classes, training options)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
+from biasprobe.core.errors import ModelError
+from biasprobe.core.hashing import file_sha256
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.models.spec import ModelEntry, ProbeModel
+from biasprobe.models.weights import load_into
+from biasprobe.world.checkpoint import read_checkpoint
+from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING, build_net
 
-from ..errors import ModelError
-from .registry import ModelEntry, register
-from .spec import Preprocessing, ProbeModel, file_sha256
-from .weights import load_into
+__all__ = ["ENTRIES"]
 
-__all__ = ["WORLD_ARCHS", "WORLD_PREPROCESSING", "read_checkpoint"]
-
-WORLD_ARCHS = ("world_vgg", "world_resnet")
-WORLD_PREPROCESSING = Preprocessing(
-    input_size=48, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=48 / 56, max_shift=8
-)
-
-
-def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-    """The state_dict and the config of a checkpoint written by ``biasprobe train``."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(data, dict) or "state_dict" not in data or "config" not in data:
-        raise ModelError(f"{path} is not a biasprobe world checkpoint (expected state_dict and config)")
-    return data["state_dict"], json.loads(data["config"])
 
 
 def _build_world(name: str, weights: Path | None) -> ProbeModel:
-    from ..world.nets import build_net
-
     if weights is None:
         raise ModelError(f"{name} needs --weights FILE: a checkpoint written by 'biasprobe train --arch {name}'")
     state, config = read_checkpoint(weights)
@@ -55,13 +38,17 @@ def _build_world(name: str, weights: Path | None) -> ProbeModel:
     )
 
 
-for _arch, _what in zip(WORLD_ARCHS, ("VGG-like: conv stages, flatten + fully connected head", "ResNet-like: residual stages, stride 16, global average pooling"), strict=True):
-    register(
-        ModelEntry(
-            name=_arch,
-            description=f"built-in world CNN, {_what}",
-            weights_source="--weights FILE from 'biasprobe train'",
-            preprocessing=WORLD_PREPROCESSING,
-            builder=_build_world,
-        )
+_DESCRIPTIONS = {
+    "world_vgg": "VGG-like: conv stages, flatten + fully connected head",
+    "world_resnet": "ResNet-like: residual stages, stride 16, global average pooling",
+}
+ENTRIES = tuple(
+    ModelEntry(
+        name=arch,
+        description=f"built-in world CNN, {_DESCRIPTIONS[arch]}",
+        weights_source="--weights FILE from 'biasprobe train'",
+        preprocessing=WORLD_PREPROCESSING,
+        builder=_build_world,
     )
+    for arch in WORLD_ARCHS
+)

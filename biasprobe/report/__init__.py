@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .render import Supplement, render_html, write_report
+from biasprobe.report.render import Supplement, render_html, write_report
 
 __all__ = ["Supplement", "render_html", "write_report"]

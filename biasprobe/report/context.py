@@ -12,12 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .. import __version__
-from .. import analysis as an
-from ..stats import N_BOOTSTRAP, N_PERMUTATIONS, Estimate
-from . import figures
-from .inputs import ReportInputs
-from .thumbnails import Thumbnail, thumbnail
+from biasprobe import __version__
+from biasprobe.analysis import relate as an
+from biasprobe.analysis.stats import N_BOOTSTRAP, N_PERMUTATIONS, Estimate
+from biasprobe.report import figures
+from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.thumbnails import Thumbnail, thumbnail
 
 __all__ = ["GALLERY_SIZE", "build_context", "build_supplement", "fmt", "fmt_ci", "primary_protocol"]
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..boxes import read_boxes
-from ..errors import InputError
-from ..tables import companion, read_table
+from biasprobe.core.errors import InputError
+from biasprobe.core.io import companion, read_table
+from biasprobe.data.boxes import read_boxes
 
 __all__ = ["InvarianceInput", "ReportInputs", "boxes_features", "load_inputs", "read_json"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import jinja2
 
-from ..tables import atomic_write_bytes, to_jsonable
-from .context import build_context, build_supplement
-from .inputs import load_inputs
+from biasprobe.core.io import atomic_write_bytes, to_jsonable
+from biasprobe.report.context import build_context, build_supplement
+from biasprobe.report.inputs import load_inputs
 
 __all__ = ["Supplement", "render_html", "write_report"]
 

@@ -12,9 +12,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BiasprobeError
-from ..loading import load_image
-from ..sources import BUILTIN_PHOTOS, bundled_photo_paths
+from biasprobe.core.errors import BiasprobeError
+from biasprobe.data.loading import load_image
+from biasprobe.data.sources import BUILTIN_PHOTOS, bundled_photo_paths
 
 __all__ = ["Thumbnail", "resolve_image", "thumbnail"]
 

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .. import __version__
-from ..errors import InputError
-from ..loading import rnd
-from ..models.spec import file_sha256
-from ..tables import write_json
+from biasprobe import __version__
+from biasprobe.core.errors import InputError
+from biasprobe.core.hashing import file_sha256
+from biasprobe.core.io import write_json
+from biasprobe.core.rounding import rnd
 
 __all__ = ["WORLD_JSON", "WorldConfig", "WorldInfo", "make_world", "read_world_info"]
 

@@ -25,15 +25,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from ..errors import InputError
-from ..models.world import WORLD_ARCHS, WORLD_PREPROCESSING
-from ..runtime import Runtime
-from ..sources import ImageRecord, Skipped, open_source
-from ..stream import Prepared, iter_prepared
-from ..tables import atomic_write_bytes
-from ..transforms import normalise
-from .generate import read_world_info
-from .nets import build_net, net_config
+from biasprobe.core.errors import InputError
+from biasprobe.core.io import atomic_write_bytes
+from biasprobe.core.skipped import Skipped
+from biasprobe.data.sources import ImageRecord, open_source
+from biasprobe.data.transforms import normalise
+from biasprobe.engine.runtime import Runtime
+from biasprobe.engine.stream import Prepared, iter_prepared
+from biasprobe.world.generate import read_world_info
+from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING, build_net, net_config
 
 __all__ = ["AUGMENTS", "SCALE_RANGE", "TrainResult", "WorldData", "load_split", "rescale_centre", "train_world_model"]
 

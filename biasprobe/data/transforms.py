@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .loading import rnd
+from biasprobe.core.rounding import rnd
 
 __all__ = [
     "centre_crop",

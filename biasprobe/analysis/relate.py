@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .stats import Estimate, mean_estimate, ratio_estimate, spearman_estimate
+from biasprobe.analysis.stats import Estimate, mean_estimate, ratio_estimate, spearman_estimate
+from biasprobe.core.errors import InputError
 
 __all__ = [
     "NAN_ESTIMATE",

@@ -26,8 +26,8 @@ import faiss
 import numpy as np
 import torch
 
-from .errors import InputError
-from .tables import atomic_write_bytes
+from biasprobe.core.errors import InputError
+from biasprobe.core.io import atomic_write_bytes
 
 __all__ = [
     "FLAT_MAX",

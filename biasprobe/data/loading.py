@@ -8,31 +8,20 @@ the file's bytes (section 4).
 
 from __future__ import annotations
 
-import hashlib
 import io
-import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageLoadError
+from biasprobe.core.errors import ImageLoadError
+from biasprobe.core.hashing import image_id
 
-__all__ = ["IMAGE_SUFFIXES", "decode_rgb", "image_id", "load_image", "rnd"]
+__all__ = ["IMAGE_SUFFIXES", "decode_rgb", "load_image"]
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
 )
-
-
-def rnd(x: float) -> int:
-    """Round half up: ``floor(x + 0.5)`` (never banker's rounding)."""
-    return math.floor(x + 0.5)
-
-
-def image_id(data: bytes) -> str:
-    """First 16 hex digits of the SHA-1 of a file's bytes."""
-    return hashlib.sha1(data).hexdigest()[:16]
 
 
 def _composite_on_black(rgba: np.ndarray) -> np.ndarray:

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import InputError
-from .loading import rnd
-from .models.spec import Preprocessing
-from .transforms import centre_crop, resize_longer, resize_shorter
+from biasprobe.core.errors import InputError
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.core.rounding import rnd
+from biasprobe.data.transforms import centre_crop, resize_longer, resize_shorter
 
 __all__ = [
     "MIN_SIDE",

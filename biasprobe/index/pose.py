@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KernelDensity
 
-from .boxes import Box
-from .errors import InputError
+from biasprobe.core.errors import InputError
+from biasprobe.data.boxes import Box
 
 __all__ = ["BANDWIDTHS", "FEATURE_COLUMNS", "PoseDensity", "box_features"]
 

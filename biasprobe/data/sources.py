@@ -23,12 +23,13 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from .boxes import Box, BoxTable, read_boxes
-from .classes import ClassMap
-from .errors import InputError
-from .loading import IMAGE_SUFFIXES, load_image
+from biasprobe.core.errors import InputError
+from biasprobe.core.skipped import Skipped
+from biasprobe.data.boxes import Box, BoxTable, read_boxes
+from biasprobe.data.classes import ClassMap
+from biasprobe.data.loading import IMAGE_SUFFIXES, load_image
 
-__all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "Skipped", "attach_boxes", "bundled_photo_paths", "open_source"]
+__all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "attach_boxes", "bundled_photo_paths", "open_source"]
 
 BUILTIN_PHOTOS = "builtin:photos"
 
@@ -46,14 +47,6 @@ class ImageRecord:
     def load(self) -> tuple[Image.Image, str]:
         """Decode the image (PROTOCOLS.md section 1) and return it with its image id."""
         return load_image(self.path)
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An input that could not be used, and why."""
-
-    path: str
-    reason: str
 
 
 @dataclass

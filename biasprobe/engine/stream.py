@@ -17,8 +17,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import BiasprobeError
-from .sources import ImageRecord, Skipped
+from biasprobe.core.errors import BiasprobeError
+from biasprobe.core.skipped import Skipped
+from biasprobe.data.sources import ImageRecord
 
 __all__ = ["Prepared", "default_workers", "iter_prepared"]
 

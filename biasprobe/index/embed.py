@@ -31,13 +31,14 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from .errors import InputError
-from .models import ProbeModel
-from .runtime import Runtime
-from .sources import ImageRecord, Skipped
-from .stream import Prepared, iter_prepared
-from .tables import atomic_write_bytes, read_table, skipped_frame, write_json, write_table
-from .transforms import embed_view, normalise
+from biasprobe.core.errors import InputError
+from biasprobe.core.io import atomic_write_bytes, read_table, write_json, write_table
+from biasprobe.core.skipped import Skipped, skipped_frame
+from biasprobe.data.sources import ImageRecord
+from biasprobe.data.transforms import embed_view, normalise
+from biasprobe.engine.runtime import Runtime
+from biasprobe.engine.stream import Prepared, iter_prepared
+from biasprobe.models import ProbeModel
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",

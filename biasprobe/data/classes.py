@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InputError
+from biasprobe.core.errors import InputError
 
 __all__ = ["ClassMap", "read_class_map"]
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .malloc_tuning import malloc_tuned, tune_malloc
+from biasprobe.engine.malloc_tuning import malloc_tuned, tune_malloc
 
 __all__ = ["Runtime", "select_device", "set_threads"]
 
 def select_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
-    from .errors import InputError
+    from biasprobe.core.errors import InputError
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -31,7 +31,7 @@ def set_threads(threads: int | None) -> int:
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if threads < 1:
-        from .errors import InputError
+        from biasprobe.core.errors import InputError
 
         raise InputError(f"--threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
@@ -56,7 +56,7 @@ class Runtime:
     @classmethod
     def create(cls, *, device: str = "auto", threads: int | None = None, precision: str = "fp32") -> Runtime:
         """Apply the CPU fast path (malloc tuning, thread count) and pick the device."""
-        from .errors import InputError
+        from biasprobe.core.errors import InputError
 
         if precision not in ("fp32", "bf16"):
             raise InputError(f"--precision must be fp32 or bf16, got {precision!r}")

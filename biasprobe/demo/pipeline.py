@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
-from .analysis import protocol_figures
-from .models import create_model
-from .models.spec import file_sha256
-from .protocols import list_protocols
-from .runtime import Runtime
-from .sources import BUILTIN_PHOTOS, open_source
-from .tables import read_table, write_json
+from biasprobe import __version__
+from biasprobe.analysis.relate import protocol_figures
+from biasprobe.core.hashing import file_sha256
+from biasprobe.core.io import read_table, write_json
+from biasprobe.data.sources import BUILTIN_PHOTOS, open_source
+from biasprobe.engine.runtime import Runtime
+from biasprobe.invariance.protocols import list_protocols
+from biasprobe.models import create_model
 
 __all__ = ["DemoPlan", "run_demo"]
 
@@ -104,7 +104,7 @@ def _digest(path: Path) -> str:
 
 
 def _score_to_file(index: object, source: object, model: object, path: Path, **kwargs: object) -> None:
-    from .scoring import score_images
+    from biasprobe.index.score import score_images
 
     score_images(index, source, model, **kwargs).write(path)  # type: ignore[arg-type]
 
@@ -112,12 +112,12 @@ def _score_to_file(index: object, source: object, model: object, path: Path, **k
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int = 0,
              command: list[str] | None = None) -> dict[str, object]:
     """Run the whole demo and return the summary (also written to ``OUT/summary.json``)."""
-    from .invariance import parts_dir_for, run_invariance
-    from .report import Supplement, write_report
-    from .scoring import build_index
-    from .typicality import TrainingIndex
-    from .world import WorldConfig, make_world, read_world_info
-    from .world.train import train_world_model
+    from biasprobe.index.build import build_index
+    from biasprobe.index.training_index import TrainingIndex
+    from biasprobe.invariance.run import parts_dir_for, run_invariance
+    from biasprobe.report import Supplement, write_report
+    from biasprobe.world import WorldConfig, make_world, read_world_info
+    from biasprobe.world.train import train_world_model
 
     plan = DemoPlan.make(quick=quick, seed=seed)
     out = Path(out)

@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .errors import IndexMismatchError, InputError
-from .faiss_index import Searcher, VectorStore, exact_knn, read_index, rerank
-from .models import ProbeModel
-from .pose import FEATURE_COLUMNS, PoseDensity
-from .tables import read_table
+from biasprobe.core.errors import IndexMismatchError, InputError
+from biasprobe.core.io import read_table
+from biasprobe.index.faiss_ops import Searcher, VectorStore, exact_knn, read_index, rerank
+from biasprobe.index.pose import FEATURE_COLUMNS, PoseDensity
+from biasprobe.models import ProbeModel
 
 __all__ = ["K_MAX", "REFERENCE_ALL_UP_TO", "REFERENCE_SAMPLE", "TrainingIndex", "model_signature"]
 

@@ -1,8 +1,8 @@
 """The Python API of the first two jobs: build a training index, score images against it.
 
     from biasprobe.models import create_model
-    from biasprobe.scoring import build_index, score_images
-    from biasprobe.sources import open_source
+    from biasprobe.data.sources import open_source
+    from biasprobe.index import build_index, score_images
 
     model = create_model("efficientnet_lite0")
     index = build_index(open_source("train/"), model, "indices/train")
@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .embedding import DEFAULT_SHARD_SIZE, embed_records, embed_to_shards
-from .errors import IndexMismatchError, InputError
-from .faiss_index import (
+from biasprobe.core.errors import IndexMismatchError, InputError
+from biasprobe.core.io import atomic_write_bytes, write_json, write_table
+from biasprobe.core.skipped import skipped_frame
+from biasprobe.core.versions import library_versions
+from biasprobe.data.sources import ImageSource
+from biasprobe.engine.runtime import Runtime
+from biasprobe.index.embed import DEFAULT_SHARD_SIZE, embed_to_shards
+from biasprobe.index.faiss_ops import (
     Searcher,
     VectorStore,
     build_faiss_index,
@@ -32,19 +36,13 @@ from .faiss_index import (
     default_search_params,
     write_index,
 )
-from .models import ProbeModel
-from .pose import FEATURE_COLUMNS, PoseDensity, box_features
-from .runtime import Runtime
-from .sources import ImageSource, attach_boxes
-from .tables import atomic_write_bytes, companion, library_versions, skipped_frame, write_json, write_table
-from .typicality import TrainingIndex, model_signature
+from biasprobe.index.pose import FEATURE_COLUMNS, PoseDensity
+from biasprobe.index.training_index import TrainingIndex, model_signature
+from biasprobe.models import ProbeModel
 
-__all__ = ["ScoreResult", "build_index", "score_images"]
+__all__ = ["build_index", "embedding_dim"]
 
 log = logging.getLogger(__name__)
-
-QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
-
 
 def embedding_dim(model: ProbeModel) -> int:
     """Width of the embedding: the input features of the classifier's last linear layer."""
@@ -158,90 +156,3 @@ def build_index(
     write_json(meta, out / "meta.json")
     log.info("index written to %s: %d images, %s", out, store.count, chosen)
     return TrainingIndex.open(out)
-
-
-@dataclass(frozen=True)
-class ScoreResult:
-    """Scores of one image set: the table, the skipped inputs, the summary."""
-
-    frame: pd.DataFrame
-    skipped: pd.DataFrame
-    summary: dict[str, object] = field(default_factory=dict)
-
-    def write(self, path: str | Path) -> Path:
-        """Write ``FILE.parquet`` with its companions ``.summary.json`` and ``.skipped.parquet``."""
-        path = Path(path)
-        write_table(self.skipped, companion(path, "skipped"))
-        write_json(self.summary, companion(path, "summary"))
-        return write_table(self.frame, path)
-
-
-def score_images(
-    index: TrainingIndex,
-    source: ImageSource,
-    model: ProbeModel,
-    *,
-    k: int = 10,
-    boxes: str | Path | None = None,
-    runtime: Runtime | None = None,
-    batch_size: int = 64,
-    workers: int | None = None,
-    show_progress: bool = True,
-    command: list[str] | None = None,
-) -> ScoreResult:
-    """Score every image of ``source`` against ``index`` (one row per usable image)."""
-    index.check_model(model)
-    index.reference_knn_dist(k=k)  # refuses a k the reference cannot serve, before any work
-    if boxes is not None:
-        source = attach_boxes(source, boxes)
-    runtime = runtime or Runtime.create()
-    model = runtime.prepare(model)  # type: ignore[assignment]
-    batches, emb = embed_records(source.records, model, runtime, batch_size=batch_size, workers=workers, show_progress=show_progress)
-    records = [r for b in batches for r in b.records]
-    ids = [i for b in batches for i in b.image_ids]
-    skipped = skipped_frame([*source.skipped, *(s for b in batches for s in b.skipped)])
-    if not records:
-        first = f" (e.g. {skipped.path.iloc[0]}: {skipped.reason.iloc[0]})" if len(skipped) else ""
-        raise InputError(f"none of the {len(source.records)} images in {source.name} could be used{first}")
-    dists, rows = index.knn(emb, k=k, image_ids=ids)
-    knn_dist = dists.astype(np.float64).mean(axis=1)
-    frame = pd.DataFrame({
-        "image_id": pd.Series(ids, dtype=str),
-        "path": pd.Series([r.relative for r in records], dtype=str),
-        "label": pd.array([r.label for r in records], dtype="Int64"),
-        "label_name": pd.Series([r.label_name for r in records], dtype=object),
-        "knn_dist": knn_dist,
-        "atypicality": index.atypicality(knn_dist, k=k),
-        "in_train": index.in_train(ids),
-        "neighbor_ids": [list(index.ids[r]) for r in rows],
-        "neighbor_paths": [list(index.paths[r]) for r in rows],
-        "neighbor_dists": [list(map(float, d)) for d in dists],
-    })
-    has_boxes = any(r.box is not None for r in records)
-    if index.pose is not None and has_boxes:
-        feats = box_features([r.box for r in records])
-        for i, name in enumerate(FEATURE_COLUMNS):
-            frame[name] = feats[:, i]
-        frame["pose_atypicality"] = index.pose.pose_atypicality(feats)
-    elif has_boxes:
-        log.info("boxes given for the images but the index has none: no pose_atypicality")
-    summary = {**_summary(index, frame, skipped, k=k, command=command), "images_root": source.images_root}
-    return ScoreResult(frame, skipped, summary)
-
-
-def _summary(index: TrainingIndex, frame: pd.DataFrame, skipped: pd.DataFrame, *, k: int, command: list[str] | None) -> dict[str, object]:
-    meta = index.meta
-    quantiles = frame["knn_dist"].quantile(list(QUANTILES))
-    return {
-        "index": {"folder": str(index.folder), **{key: meta.get(key) for key in ("model", "weights_sha256", "layer", "preprocessing",
-                  "normalisation", "dim", "count", "distinct_images", "factory", "search_params", "reference", "boxes", "versions")}},
-        "k": k,
-        "images": len(frame),
-        "skipped": len(skipped),
-        "in_train": int(frame["in_train"].sum()),
-        "knn_dist_quantiles": {f"{q:g}": float(v) for q, v in quantiles.items()},
-        "atypicality_mean": float(frame["atypicality"].mean()),
-        "pose_atypicality": "pose_atypicality" in frame.columns,
-        "versions": library_versions(),
-        "command": command,
-    }

@@ -9,24 +9,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .errors import InputError
-from .sources import Skipped
+from biasprobe import __version__
+from biasprobe.core.errors import InputError
 
 __all__ = [
     "atomic_write_bytes",
     "companion",
-    "library_versions",
     "read_table",
-    "skipped_frame",
     "to_jsonable",
     "write_json",
     "write_table",
@@ -60,18 +55,6 @@ def companion(path: str | Path, kind: str) -> Path:
     stem = path.name.removesuffix(".parquet")
     suffix = ".json" if kind == "summary" else ".parquet"
     return path.with_name(f"{stem}.{kind}{suffix}")
-
-
-def library_versions() -> dict[str, str]:
-    """Versions recorded beside every output."""
-    import faiss
-    import PIL
-    import sklearn
-    import torch
-
-    return {"biasprobe": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "pandas": pd.__version__, "torch": torch.__version__, "faiss": faiss.__version__,
-            "scikit-learn": sklearn.__version__, "pillow": PIL.__version__}
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -122,9 +105,3 @@ def write_json(obj: object, path: str | Path) -> Path:
     text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode())
     return Path(path)
-
-
-def skipped_frame(skipped: Iterable[Skipped]) -> pd.DataFrame:
-    """The ``X.skipped.parquet`` table: one row per unusable input."""
-    rows = [(s.path, s.reason) for s in skipped]
-    return pd.DataFrame(rows, columns=["path", "reason"]).astype({"path": str, "reason": str})

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .errors import InputError
+from biasprobe.core.errors import InputError
 
 __all__ = ["Box", "BoxTable", "read_boxes"]
 

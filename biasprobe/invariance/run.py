@@ -29,16 +29,18 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .errors import InputError
-from .inpaint import inpaint_fill, mask_to_rects
-from .metrics import image_metrics
-from .models.spec import ProbeModel
-from .protocols import MIN_SIDE, Protocol, ProtocolParams, get_protocol, parse_protocols
-from .runtime import Runtime
-from .sources import ImageRecord, ImageSource, Skipped
-from .stats import Estimate, mean_estimate, ratio_estimate
-from .stream import Prepared, iter_prepared
-from .tables import companion, library_versions, read_table, skipped_frame, write_json, write_table
+from biasprobe.analysis.stats import Estimate, mean_estimate, ratio_estimate
+from biasprobe.core.errors import InputError
+from biasprobe.core.io import companion, read_table, write_json, write_table
+from biasprobe.core.skipped import Skipped, skipped_frame
+from biasprobe.core.versions import library_versions
+from biasprobe.data.sources import ImageRecord, ImageSource
+from biasprobe.engine.runtime import Runtime
+from biasprobe.engine.stream import Prepared, iter_prepared
+from biasprobe.invariance.inpaint import inpaint_fill, mask_to_rects
+from biasprobe.invariance.metrics import image_metrics
+from biasprobe.invariance.protocols import MIN_SIDE, Protocol, ProtocolParams, get_protocol, parse_protocols
+from biasprobe.models.spec import ProbeModel
 
 __all__ = [
     "DEFAULT_CHUNK_IMAGES",
