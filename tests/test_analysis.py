@@ -1,4 +1,4 @@
-"""The analysis of PROTOCOLS.md section 5 on small synthetic tables with known answers."""
+"""The analysis of docs/protocols.md section 5 on small synthetic tables with known answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PROTOCOLS.md section 1: decoding rules, with expected pixel values computed by hand."""
+"""docs/protocols.md section 1: decoding rules, with expected pixel values computed by hand."""
 
 from __future__ import annotations
 

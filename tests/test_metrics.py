@@ -1,4 +1,4 @@
-"""Per-image metrics (PROTOCOLS.md section 3) on probabilities worked out by hand."""
+"""Per-image metrics (docs/protocols.md section 3) on probabilities worked out by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Box features, the box density and pose_atypicality on boxes with known answers (PROTOCOLS.md 4)."""
+"""Box features, the box density and pose_atypicality on boxes with known answers (docs/protocols.md 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Geometry of every protocol (PROTOCOLS.md section 2) on synthetic images with known answers."""
+"""Geometry of every protocol (docs/protocols.md section 2) on synthetic images with known answers."""
 
 from __future__ import annotations
 

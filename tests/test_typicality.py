@@ -1,4 +1,4 @@
-"""TrainingIndex against numpy brute force on real EfficientNet-Lite0 embeddings (PROTOCOLS.md 4)."""
+"""TrainingIndex against numpy brute force on real EfficientNet-Lite0 embeddings (docs/protocols.md 4)."""
 
 from __future__ import annotations
 

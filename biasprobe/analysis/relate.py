@@ -1,4 +1,4 @@
-"""Relate invariance to typicality (PROTOCOLS.md section 5), as DataFrames and frozen dataclasses.
+"""Relate invariance to typicality (docs/protocols.md section 5), as DataFrames and frozen dataclasses.
 
 Inputs are the tables of ``biasprobe score`` (one row per image) and ``biasprobe invariance``
 (one row per image and protocol, possibly several models concatenated). One atypicality axis

@@ -1,4 +1,4 @@
-"""Resampling statistics of PROTOCOLS.md section 5: bootstrap percentile CIs over images
+"""Resampling statistics of docs/protocols.md section 5: bootstrap percentile CIs over images
 (1,000 resamples), permutation p-values (1,000 permutations), seed 0 unless given."""
 
 from __future__ import annotations

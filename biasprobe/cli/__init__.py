@@ -16,7 +16,7 @@ from biasprobe.core.errors import BiasprobeError
 
 __all__ = ["build_parser", "main"]
 
-# Subcommand modules, in the order --help lists them (the DESIGN.md contract).
+# Subcommand modules, in the order --help lists them (the command-line contract of docs/architecture.md).
 COMMANDS = (
     "demo_cmd",
     "world_cmd",

@@ -1,7 +1,7 @@
 """Writing results: atomic Parquet and JSON files and the companions of an output table.
 
 Beside an output ``X.parquet`` go ``X.views.parquet`` (per-view results), ``X.summary.json``
-(dataset-level figures) and ``X.skipped.parquet`` (``path``, ``reason``) (DESIGN.md).
+(dataset-level figures) and ``X.skipped.parquet`` (``path``, ``reason``) (docs/architecture.md).
 """
 
 from __future__ import annotations

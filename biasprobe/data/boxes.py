@@ -1,7 +1,7 @@
 """Object boxes: Pascal VOC XML (1-based inclusive) and CSV (0-based, exclusive max) readers.
 
 One box per image, the largest; features for the photographer's bias are the normalised
-centre and the log relative size ``log(sqrt(w * h / (W * H)))`` (PROTOCOLS.md section 4).
+centre and the log relative size ``log(sqrt(w * h / (W * H)))`` (docs/protocols.md section 4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decode image files into 8-bit RGB exactly as PROTOCOLS.md section 1 says, and name them.
+"""Decode image files into 8-bit RGB exactly as docs/protocols.md section 1 says, and name them.
 
 The rules: EXIF orientation applied, first frame of animations, 16-bit grayscale scaled by
 ``value >> 8``, alpha composited on black (``RGB * alpha / 255`` rounded half up), every other
@@ -52,7 +52,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_rgb(data: bytes, *, name: str = "<bytes>") -> Image.Image:
-    """Decode file bytes into an 8-bit RGB Pillow image following PROTOCOLS.md section 1."""
+    """Decode file bytes into an 8-bit RGB Pillow image following docs/protocols.md section 1."""
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.seek(0)

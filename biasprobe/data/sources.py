@@ -45,7 +45,7 @@ class ImageRecord:
     box: Box | None = None
 
     def load(self) -> tuple[Image.Image, str]:
-        """Decode the image (PROTOCOLS.md section 1) and return it with its image id."""
+        """Decode the image (docs/protocols.md section 1) and return it with its image id."""
         return load_image(self.path)
 
 

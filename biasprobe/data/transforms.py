@@ -1,4 +1,4 @@
-"""Resizing, cropping and tensor conversion of 8-bit RGB images (PROTOCOLS.md sections 1, 4).
+"""Resizing, cropping and tensor conversion of 8-bit RGB images (docs/protocols.md sections 1, 4).
 
 Every resize is Pillow bilinear on the 8-bit image; every rounding is half up.
 """

@@ -2,7 +2,7 @@
 
 Stages that run a model (embedding, invariance) need the next images decoded and turned
 into tensors while the current batch runs through the network. ``iter_prepared`` does that
-with a torch DataLoader over the records: a worker loads an image (PROTOCOLS.md section 1),
+with a torch DataLoader over the records: a worker loads an image (docs/protocols.md section 1),
 calls ``prepare(image, record)`` and hands back a tensor; failures come back as ``Skipped``
 with the reason, never raised and never dropped. Order is that of the records.
 """

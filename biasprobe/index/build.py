@@ -7,7 +7,7 @@
     model = create_model("efficientnet_lite0")
     index = build_index(open_source("train/"), model, "indices/train")
     result = score_images(index, open_source("test/"), model, k=10)
-    result.frame            # one row per image (PROTOCOLS.md section 4)
+    result.frame            # one row per image (docs/protocols.md section 4)
     result.write("scores.parquet")  # + scores.summary.json, scores.skipped.parquet
 """
 

@@ -1,4 +1,4 @@
-"""The embed stage: images -> L2-normalised embeddings (PROTOCOLS.md section 4).
+"""The embed stage: images -> L2-normalised embeddings (docs/protocols.md section 4).
 
 Images are decoded and prepared (``transforms.embed_view``) in a background worker while the
 model runs on the main threads. ``iter_embedded`` yields batches in memory (for scoring);
@@ -11,7 +11,7 @@ model runs on the main threads. ``iter_embedded`` yields batches in memory (for 
 
 Shard ``i`` covers source positions ``[i * shard_size, (i + 1) * shard_size)`` and batches
 restart at every shard, so a resumed build has the batch and shard boundaries of an
-uninterrupted one (PROTOCOLS.md section 6). ``ids_XXXX.parquet`` is written last: a shard is
+uninterrupted one (docs/protocols.md section 6). ``ids_XXXX.parquet`` is written last: a shard is
 finished when it exists. Memory stays flat in the number of images.
 """
 

@@ -4,7 +4,7 @@ Features per image (``boxes.Box.features``): normalised centre (cx, cy) and log 
 ``log(sqrt(w * h / (W * H)))``. They are standardised by the training boxes' mean and
 (population) std; the density is scikit-learn's Gaussian ``KernelDensity`` with the bandwidth
 chosen by 5-fold ``GridSearchCV`` over 20 log-spaced values in [0.05, 2]. ``pose_atypicality``
-is the fraction of training boxes whose in-sample log density is >= the box's (PROTOCOLS.md
+is the fraction of training boxes whose in-sample log density is >= the box's (docs/protocols.md
 section 4). The fit is stored as the training features plus the chosen bandwidth (no pickle)
 and refitted deterministically on load.
 """

@@ -1,4 +1,4 @@
-"""A built training index and the typicality figures of PROTOCOLS.md section 4.
+"""A built training index and the typicality figures of docs/protocols.md section 4.
 
 ``TrainingIndex.open(folder)`` loads what ``biasprobe index build`` wrote. Then, for query
 embeddings (L2-normalised, from the same model and preprocessing: ``check_model``):

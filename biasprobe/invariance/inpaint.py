@@ -1,4 +1,4 @@
-"""The ``inpaint`` background fill of PROTOCOLS.md section 2, batched on tensors.
+"""The ``inpaint`` background fill of docs/protocols.md section 2, batched on tensors.
 
 Normalised convolution with a 13-tap binomial kernel (``[0.5, 0.5]`` convolved with itself 11
 times), applied separably (rows then columns, zero padding, same size). Per channel, repeat:

@@ -1,4 +1,4 @@
-"""Per-image metrics of PROTOCOLS.md section 3, from the per-view class probabilities.
+"""Per-image metrics of docs/protocols.md section 3, from the per-view class probabilities.
 
 Sequence protocols compare adjacent views (t, t + 1) for t in 0..T-1; ``zhang`` compares
 the two views of each pair (2i, 2i + 1). The probability compared in ``mac_top1`` is that of
@@ -18,7 +18,7 @@ NAN = float("nan")
 
 @dataclass(frozen=True)
 class ImageMetrics:
-    """The per-image row of the invariance table (PROTOCOLS.md section 3)."""
+    """The per-image row of the invariance table (docs/protocols.md section 3)."""
 
     pairs: int
     flips: int

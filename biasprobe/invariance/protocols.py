@@ -1,4 +1,4 @@
-"""Transformation protocols of PROTOCOLS.md section 2: a registry of names to view builders.
+"""Transformation protocols of docs/protocols.md section 2: a registry of names to view builders.
 
 Each protocol turns one 8-bit RGB image into an ordered list of views ``x_0 .. x_T`` as a
 uint8 tensor ``(T + 1, 3, S, S)`` (pixels before normalisation), plus, for canvas protocols,

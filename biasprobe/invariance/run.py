@@ -1,5 +1,5 @@
 """The invariance stage: views of every image under every protocol, through the model in large
-batches, per-image metrics (PROTOCOLS.md sections 2, 3, 6), dataset figures with CIs.
+batches, per-image metrics (docs/protocols.md sections 2, 3, 6), dataset figures with CIs.
 
 Views are made on the fly in a background worker (``stream.iter_prepared``) as uint8 tensors,
 converted, inpainted (``inpaint``) and normalised in the main process, and batched across
@@ -314,7 +314,7 @@ def measure_invariance(
     progress: bool = True,
     command: Sequence[str] | None = None,
 ) -> InvarianceResult:
-    """Measure every image of ``source`` under every protocol (PROTOCOLS.md sections 2-3).
+    """Measure every image of ``source`` under every protocol (docs/protocols.md sections 2-3).
 
     ``parts_dir`` makes the run resumable: finished chunks of ``chunk_images`` images are
     kept there and skipped by a re-run with the same settings. ``index`` (a TrainingIndex

@@ -1,5 +1,5 @@
 """What travels with a model: its preprocessing, its class names, and one forward pass that
-returns logits and the embedding of PROTOCOLS.md section 4."""
+returns logits and the embedding of docs/protocols.md section 4."""
 
 from __future__ import annotations
 

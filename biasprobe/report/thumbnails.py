@@ -52,7 +52,7 @@ def resolve_image(path: str, roots: tuple[str | Path | None, ...] = ()) -> Path 
 
 
 def thumbnail(path: str, *, roots: tuple[str | Path | None, ...] = (), size: int = 112) -> Thumbnail:
-    """Decode an image (PROTOCOLS.md section 1) and shrink it to fit ``size`` x ``size``."""
+    """Decode an image (docs/protocols.md section 1) and shrink it to fit ``size`` x ``size``."""
     file = resolve_image(str(path), roots)
     if file is None:
         where = ", ".join(str(r) for r in roots if r is not None) or "no images root given (--images)"

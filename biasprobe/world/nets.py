@@ -6,7 +6,7 @@
 - ``world_resnet``: a 3x3 stem, then four residual stages of basic blocks whose first conv
   has stride 2 (total stride 16), global average pooling and the classifier, like ResNet50.
 
-Both end in an ``nn.Linear`` classifier whose input is the embedding (PROTOCOLS.md section 4).
+Both end in an ``nn.Linear`` classifier whose input is the embedding (docs/protocols.md section 4).
 ``antialias`` inserts timm's ``BlurPool2d`` before every stride (Zhang 2019): a stride-2
 max-pool becomes max-pool stride 1 + blur stride 2; a stride-2 conv becomes conv stride 1
 + BN + ReLU + blur stride 2; a stride-2 1x1 shortcut becomes blur stride 2 + 1x1 conv.

@@ -1,6 +1,6 @@
 """Training the built-in world's CNNs: AdamW with a one-cycle schedule, deterministic for a seed.
 
-Images are read with the foundation's loader (PROTOCOLS.md section 1), so training pixels are
+Images are read with the foundation's loader (docs/protocols.md section 1), so training pixels are
 the pixels the evaluation pipeline sees, then the whole split is kept in memory as a uint8
 tensor. Training input (S = 48 on a 56 canvas):
 - baseline: the centre S x S crop, exactly the embedding preprocessing of section 4;
