@@ -22,6 +22,7 @@ __all__ = [
     "atomic_write_bytes",
     "companion",
     "read_table",
+    "save_npy",
     "to_jsonable",
     "write_json",
     "write_table",
@@ -55,6 +56,16 @@ def companion(path: str | Path, kind: str) -> Path:
     stem = path.name.removesuffix(".parquet")
     suffix = ".json" if kind == "summary" else ".parquet"
     return path.with_name(f"{stem}.{kind}{suffix}")
+
+
+def save_npy(array: np.ndarray, path: str | Path) -> Path:
+    """Write a numpy array as ``.npy``, atomically (dtype and layout kept)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array))
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
