@@ -97,8 +97,8 @@ def _run_child(mode: str, args: argparse.Namespace, *, tuned: bool) -> float:
 def _stage(model, runtime, source, protocol: str, batch: int, min_views: int) -> tuple[float, int]:
     from dataclasses import replace
 
+    from biasprobe.invariance import measure_invariance
     from biasprobe.invariance.protocols import ProtocolParams, get_protocol
-    from biasprobe.invariance.run import measure_invariance
 
     per_image = get_protocol(protocol).n_views(ProtocolParams.for_model(model.preprocessing))
     n = max(len(source.records), -(-min_views // per_image))  # zhang has 10 views an image, not 33
@@ -114,7 +114,7 @@ def _fill_vs_forward(model, runtime, source, batch: int, reps: int) -> tuple[flo
     from biasprobe.data.transforms import normalise
     from biasprobe.invariance.inpaint import inpaint_fill, mask_to_rects
     from biasprobe.invariance.protocols import ProtocolParams
-    from biasprobe.invariance.run import prepare_views
+    from biasprobe.invariance.views import prepare_views
 
     prep = model.preprocessing
     params = ProtocolParams.for_model(prep)

@@ -15,17 +15,13 @@ from biasprobe.cli import main
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import companion
 from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.core.schemas import INVARIANCE_TABLE as IMAGE_COLUMNS
+from biasprobe.core.schemas import VIEWS_TABLE as VIEW_COLUMNS
 from biasprobe.data.sources import open_source
 from biasprobe.engine.runtime import Runtime
-from biasprobe.invariance import run as invariance
+from biasprobe.invariance import measure_invariance, parts_dir_for, run_invariance
+from biasprobe.invariance import work as invariance_work
 from biasprobe.invariance.protocols import ProtocolParams
-from biasprobe.invariance.run import (
-    IMAGE_COLUMNS,
-    VIEW_COLUMNS,
-    measure_invariance,
-    parts_dir_for,
-    run_invariance,
-)
 from biasprobe.models.spec import ProbeModel
 
 ALL = ["crop", "black", "inpaint", "scale", "circular", "zhang"]
@@ -107,7 +103,7 @@ def test_outputs_follow_the_table_contract(images, tmp_path):
 def test_interrupted_run_resumes_to_identical_outputs(images, tmp_path, monkeypatch):
     whole = _run(images, tmp_path / "whole.parquet", workers=0)
     out = tmp_path / "resumed.parquet"
-    real_write = invariance._write_part
+    real_write = invariance_work.write_part
     calls = []
 
     def crash_after_first(*args, **kwargs):
@@ -116,11 +112,11 @@ def test_interrupted_run_resumes_to_identical_outputs(images, tmp_path, monkeypa
         calls.append(args[1])
         real_write(*args, **kwargs)
 
-    monkeypatch.setattr(invariance, "_write_part", crash_after_first)
+    monkeypatch.setattr(invariance_work, "write_part", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         _run(images, out, workers=0)
     assert (parts_dir_for(out) / "part_000000.parquet").is_file() and not out.exists()
-    monkeypatch.setattr(invariance, "_write_part", real_write)
+    monkeypatch.setattr(invariance_work, "write_part", real_write)
     resumed = _run(images, out, workers=0)
     pd.testing.assert_frame_equal(resumed.images, whole.images)
     pd.testing.assert_frame_equal(resumed.views, whole.views)
@@ -130,7 +126,7 @@ def test_interrupted_run_resumes_to_identical_outputs(images, tmp_path, monkeypa
 
 def test_parts_from_other_settings_are_refused(images, tmp_path, monkeypatch):
     out = tmp_path / "x.parquet"
-    monkeypatch.setattr(invariance, "_write_part", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(invariance_work, "write_part", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         _run(images, out, workers=0)
     with pytest.raises(InputError, match="batch_size"):
@@ -205,3 +201,22 @@ def test_views_crossing_from_the_worker_equal_views_made_in_process(images):
     alone = measure_invariance(_tiny_model(), open_source(images), protocols=["crop"], workers=1, **kw).views
     mixed = measure_invariance(_tiny_model(), open_source(images), protocols=["crop", "zhang"], workers=0, **kw).views
     pd.testing.assert_frame_equal(alone, mixed[mixed.protocol == "crop"].reset_index(drop=True))
+
+
+def test_any_subset_of_finished_units_resumes_to_identical_outputs(images, tmp_path, monkeypatch):
+    """Units are independent: with units 0 and 2 finished and 1 missing, only 1 runs again."""
+    whole = _run(images, tmp_path / "whole.parquet", workers=0)
+    parts = tmp_path / "parts"
+    defaults = dict(protocols=ALL, params=PARAMS, runtime=Runtime.create(threads=2), batch_size=7,
+                    chunk_images=3, progress=False, workers=0)  # fmt: skip
+    measure_invariance(_tiny_model(), open_source(images), parts_dir=parts, **defaults)
+    assert sorted(p.name for p in (parts / "done").iterdir()) == ["000000.json", "000001.json", "000002.json"]
+    (parts / "done" / "000001.json").unlink()  # unit 1 never finished
+    (parts / "part_000001.parquet").unlink()
+    real_write = invariance_work.write_part
+    ran = []
+    monkeypatch.setattr(invariance_work, "write_part", lambda folder, unit, part: (ran.append(unit), real_write(folder, unit, part)))
+    resumed = measure_invariance(_tiny_model(), open_source(images), parts_dir=parts, **defaults)
+    assert ran == [1]
+    pd.testing.assert_frame_equal(resumed.images, whole.images)
+    pd.testing.assert_frame_equal(resumed.views, whole.views)

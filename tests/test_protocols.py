@@ -17,7 +17,7 @@ from biasprobe.invariance.protocols import (
     parse_protocols,
     zhang_offsets,
 )
-from biasprobe.invariance.run import prepare_views
+from biasprobe.invariance.views import prepare_views
 
 # S = 16, m = 4, E = 8: B = 20, black offset o = (16 - 8 - 4) // 2 = 2.
 P = ProtocolParams(max_shift=4, embed_size=8, input_size=16, pairs_per_image=3, run_seed=0)

@@ -37,9 +37,9 @@ def _with_ci(figures: dict, key: str) -> str:
     return f"{figures[key]:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _print_table(summary: dict) -> None:
+def _print_table(protocols: dict) -> None:
     print(f"{'protocol':<10} {'n':>5} {'P(top-1 change)':>24} {'MAC':>24} {'consistency':>24} {'accuracy':>9}")
-    for name, s in summary["protocols"].items():
+    for name, s in protocols.items():
         accuracy = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "n/a"
         print(f"{name:<10} {s['n']:>5} {_with_ci(s, 'p_change'):>24} {_with_ci(s, 'mac'):>24} "
               f"{_with_ci(s, 'consistency'):>24} {accuracy:>9}")  # fmt: skip
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     result = run_invariance(model, source, out, protocols=[p.name for p in protocols], params=params, runtime=runtime,
                             batch_size=args.batch_size, index=index, k=args.k, seed=args.seed, command=args.argv)  # fmt: skip
-    _print_table(result.summary)
+    _print_table(result.summary.protocols)
     print(f"wrote {out} ({len(result.images)} rows), {companion(out, 'views').name}, "
           f"{companion(out, 'summary').name}, {companion(out, 'skipped').name} ({len(result.skipped)} skipped)")  # fmt: skip
     return 0

@@ -29,7 +29,7 @@ Schema = Mapping[str, str]
 BOX_FEATURES: tuple[str, str, str] = ("box_cx", "box_cy", "box_log_size")
 """Normalised box centre and log relative size (docs/protocols.md section 4)."""
 
-SKIPPED_TABLE: Schema = {"path": "string", "reason": "string"}
+SKIPPED_TABLE: Schema = {"path": "object", "reason": "object"}
 """``X.skipped.parquet``: one row per input that could not be used."""
 
 IDS_TABLE: Schema = {

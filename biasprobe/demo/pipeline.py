@@ -12,37 +12,42 @@ skips the steps whose output exists with the same settings, so an interrupted de
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
-import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from biasprobe import __version__
-from biasprobe.analysis.relate import protocol_figures
-from biasprobe.core.hashing import file_sha256
+from biasprobe.analysis import protocol_figures
+from biasprobe.core.hashing import short_digest
 from biasprobe.core.io import read_table, write_json
 from biasprobe.data.sources import BUILTIN_PHOTOS, open_source
+from biasprobe.demo.steps import DemoSteps
 from biasprobe.engine.runtime import Runtime
 from biasprobe.invariance.protocols import list_protocols
 from biasprobe.models import create_model
+
+if TYPE_CHECKING:
+    from biasprobe.data.sources import ImageSource
+    from biasprobe.index import TrainingIndex
+    from biasprobe.models import ProbeModel
 
 __all__ = ["DemoPlan", "run_demo"]
 
 log = logging.getLogger(__name__)
 
-VARIANTS: dict[str, dict[str, object]] = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "baseline": {"augment": None, "antialias": False},
     "augmented": {"augment": "crop", "antialias": False},
     "antialiased": {"augment": None, "antialias": True},
 }
+"""Each architecture is trained three ways: ``augment`` (None or "crop") and ``antialias``."""
 PHOTO_MODEL = "efficientnet_lite0"
 
 
@@ -69,52 +74,19 @@ class DemoPlan:
         return asdict(self)
 
 
-class _Steps:
-    """Numbered progress lines and skip-if-done bookkeeping for the demo's steps."""
+def _score_to_file(index: TrainingIndex, source: ImageSource, model: ProbeModel, path: Path, *,
+                   runtime: Runtime, batch_size: int, command: list[str] | None) -> None:
+    from biasprobe.index import score_images
 
-    def __init__(self, total: int, work: Path) -> None:
-        self.total = total
-        self.done = 0
-        self.work = work
-        self.started = time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    def run(self, title: str, output: Path, settings: dict[str, object], action: Callable[[], object],
-            *, clear: Path | None = None) -> None:
-        """Run ``action`` unless ``output`` exists with the same settings; ``clear`` is removed
-        first when the step runs again with other settings (a stale index or part files)."""
-        self.done += 1
-        stamp = output.with_name(output.name + ".demo.json")
-        wanted = json.dumps(settings, sort_keys=True, default=str)
-        elapsed = time.perf_counter() - self.started
-        if output.exists() and stamp.is_file() and stamp.read_text() == wanted:
-            print(f"[{self.done}/{self.total}] {title}: already done, kept ({output})", flush=True)
-            return
-        print(f"[{self.done}/{self.total}] {title} (at {elapsed:.0f} s)", flush=True)
-        if clear is not None and clear.is_dir() and stamp.is_file():
-            shutil.rmtree(clear)
-        began = time.perf_counter()
-        action()
-        self.timings[title] = round(time.perf_counter() - began, 2)
-        stamp.write_text(wanted)
-
-
-def _digest(path: Path) -> str:
-    return file_sha256(path)[:16]
-
-
-def _score_to_file(index: object, source: object, model: object, path: Path, **kwargs: object) -> None:
-    from biasprobe.index.score import score_images
-
-    score_images(index, source, model, **kwargs).write(path)  # type: ignore[arg-type]
+    score_images(index, source, model, runtime=runtime, batch_size=batch_size, command=command).write(path)
 
 
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int = 0,
-             command: list[str] | None = None) -> dict[str, object]:
+             command: list[str] | None = None) -> dict[str, Any]:
     """Run the whole demo and return the summary (also written to ``OUT/summary.json``)."""
     from biasprobe.index.build import build_index
     from biasprobe.index.training_index import TrainingIndex
-    from biasprobe.invariance.run import parts_dir_for, run_invariance
+    from biasprobe.invariance import parts_dir_for, run_invariance
     from biasprobe.report import Supplement, write_report
     from biasprobe.world import WorldConfig, make_world, read_world_info
     from biasprobe.world.train import train_world_model
@@ -126,7 +98,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         (work / sub).mkdir(parents=True, exist_ok=True)
     runtime = Runtime.create()
     per_arch = 1 + len(VARIANTS) + 1 + 1 + len(VARIANTS)
-    steps = _Steps(1 + per_arch * len(plan.archs) + 1 + 1, work)
+    steps = DemoSteps(1 + per_arch * len(plan.archs) + 1 + 1, work)
     started = time.perf_counter()
     protocols = list(plan.protocols)
 
@@ -137,7 +109,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     world = read_world_info(world_dir)
     test_source = open_source(world.test_dir, boxes=world.boxes("test"))
 
-    summary_world: dict[str, dict[str, dict[str, object]]] = {}
+    summary_world: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     invariance_files: list[Path] = []
     scores_files: dict[str, Path] = {}
     for arch in plan.archs:
@@ -152,7 +124,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         baseline = create_model(arch, weights=checkpoints["baseline"])
         index_dir = work / "indices" / arch
         steps.run(f"index the training split with {arch} (baseline)", index_dir / "meta.json",
-                  {"model": _digest(checkpoints["baseline"]), "world": world.digest},
+                  {"model": short_digest(checkpoints["baseline"]), "world": world.digest},
                   partial(build_index, open_source(world.train_dir, boxes=world.boxes("train")), baseline, index_dir,
                           runtime=runtime, batch_size=plan.batch_size, seed=plan.seed, command=command),
                   clear=index_dir)
@@ -160,7 +132,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         scores_path = work / "tables" / f"{arch}-scores.parquet"
         scores_files[arch] = scores_path
         steps.run(f"score the test split against the {arch} index", scores_path,
-                  {"index": _digest(index_dir / "meta.json"), "world": world.digest},
+                  {"index": short_digest(index_dir / "meta.json"), "world": world.digest},
                   partial(_score_to_file, index, test_source, baseline, scores_path, runtime=runtime,
                           batch_size=plan.batch_size, command=command))
         scores = read_table(scores_path)
@@ -171,8 +143,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
             model = baseline if variant == "baseline" else create_model(arch, weights=ckpt)
             view_index = index if variant == "baseline" else None
             steps.run(f"invariance of {arch} ({variant}) on every protocol", table,
-                      {"model": _digest(ckpt), "world": world.digest, "protocols": protocols, "seed": plan.seed,
-                       "index": _digest(index_dir / "meta.json") if view_index else None},
+                      {"model": short_digest(ckpt), "world": world.digest, "protocols": protocols, "seed": plan.seed,
+                       "index": short_digest(index_dir / "meta.json") if view_index else None},
                       partial(run_invariance, model, test_source, table, protocols=protocols, runtime=runtime,
                               batch_size=plan.batch_size, index=view_index, seed=plan.seed, command=command),
                       clear=parts_dir_for(table))
@@ -228,7 +200,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     return summary
 
 
-def _other_archs_text(summary_world: dict[str, dict[str, dict[str, dict]]], primary: str) -> list[tuple[str, str]]:
+def _other_archs_text(summary_world: dict[str, dict[str, dict[str, dict[str, Any]]]], primary: str) -> list[tuple[str, str]]:
     """A short section per further architecture (its full figures are in summary.json)."""
     sections = []
     for arch, variants in summary_world.items():
@@ -249,16 +221,16 @@ def _other_archs_text(summary_world: dict[str, dict[str, dict[str, dict]]], prim
     return sections
 
 
-def summary_lines(summary: dict[str, object]) -> list[str]:
+def summary_lines(summary: dict[str, Any]) -> list[str]:
     """A small table of the headline figures for the terminal."""
     rows = []
-    for arch, variants in summary["world"].items():  # type: ignore[union-attr]
+    for arch, variants in summary["world"].items():
         for variant, protocols in variants.items():
             f = protocols.get("crop") or next(iter(protocols.values()))
             typical = (f.get("typical_half") or {}).get("p_change")
             atypical = (f.get("atypical_half") or {}).get("p_change")
             rows.append((f"{arch} {variant}", f["p_change"], typical, atypical, f.get("spearman_rho")))
-    for model, protocols in summary["photos"].items():  # type: ignore[union-attr]
+    for model, protocols in summary["photos"].items():
         for protocol, f in protocols.items():
             rows.append((f"{model} {protocol}", f["p_change"], None, None, None))
     frame = pd.DataFrame(rows, columns=["model (crop unless named)", "P(change)", "typical half", "atypical half", "rho"])

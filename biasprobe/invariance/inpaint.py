@@ -104,8 +104,9 @@ def _band_matrices(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return before, after
 
 
-def _take(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
-    """Per-sample gather along ``dim`` (2 = rows, 3 = cols) of (N, C, H, W) with (N, k) indices."""
+def _take(x: torch.Tensor, dim: int, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample gather along ``dim`` (2 = rows, 3 = cols) of (N, C, H, W) with (N, k) indices,
+    and the expanded index it used."""
     n, c, h, w = x.shape
     shape = (n, c, index.shape[1], w) if dim == 2 else (n, c, h, index.shape[1])
     view = index[:, None, :, None] if dim == 2 else index[:, None, None, :]

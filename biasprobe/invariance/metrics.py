@@ -79,8 +79,9 @@ def image_metrics(
     ref = np.repeat(top[a], 2) if paired else np.full(views, k0)
     p_k0 = p[rows, ref]
     has_label = label is not None
-    label_ok = has_label and 0 <= int(label) < classes
-    p_true = p[:, int(label)] if label_ok else np.full(views, NAN)
+    known = int(label) if label is not None else -1
+    label_ok = has_label and 0 <= known < classes
+    p_true = p[:, known] if label_ok else np.full(views, NAN)
     metrics = ImageMetrics(
         pairs=pairs,
         flips=flips,
@@ -90,8 +91,8 @@ def image_metrics(
         mac_true=float(np.abs(p_true[a] - p_true[b]).mean()) if label_ok else NAN,
         prob_range=float(p[:, k0].max() - p[:, k0].min()),
         n_labels=int(np.unique(top).size),
-        correct0=bool(k0 == int(label)) if has_label else None,
-        frac_correct=float(np.mean(top == int(label))) if has_label else NAN,
+        correct0=bool(k0 == known) if has_label else None,
+        frac_correct=float(np.mean(top == known)) if has_label else NAN,
         top0=k0,
         p_top0=float(p[0, k0]),
     )

@@ -1,0 +1,59 @@
+"""The invariance stage's dataset figures and its ``X.summary.json`` record."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from biasprobe.analysis import Estimate, group_stats
+from biasprobe.core.records import JsonRecord
+
+__all__ = ["InvarianceSummary", "summarise"]
+
+
+def _ci(estimate: Estimate) -> list[float]:
+    return [estimate.ci_low, estimate.ci_high]
+
+
+def summarise(images: pd.DataFrame, *, protocols: Sequence[str], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per protocol: n, pairs, flips, P(top-1 change), MAC, consistency, accuracy, 95% CIs.
+
+    The figures are ``analysis.group_stats`` (docs/protocols.md sections 3 and 5): P(change) =
+    sum(flips) / sum(pairs), MAC = mean of all per-pair changes, bootstrap CIs over images.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in protocols:
+        stats = group_stats(images[images["protocol"] == name], seed=seed)
+        change, mac, accuracy = stats.p_change, stats.mac, stats.accuracy
+        known = accuracy.n > 0
+        out[name] = {
+            "n": stats.n, "pairs": stats.pairs, "flips": stats.flips,
+            "p_change": change.value, "p_change_ci": _ci(change),
+            "mac": mac.value, "mac_ci": _ci(mac),
+            "consistency": 1.0 - change.value, "consistency_ci": [1.0 - change.ci_high, 1.0 - change.ci_low],
+            "accuracy": accuracy.value if known else None, "accuracy_ci": _ci(accuracy) if known else None,
+        }  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class InvarianceSummary(JsonRecord):
+    """``X.summary.json`` of ``biasprobe invariance``."""
+
+    FORMAT = "biasprobe.invariance"
+    FORMAT_VERSION = 1
+
+    model: dict[str, Any]
+    """What the model is (``ProbeModel.describe()``)."""
+    parameters: dict[str, Any]
+    """Protocol geometry, batch and unit sizes, bootstrap seed, k, image count, runtime."""
+    protocols: dict[str, dict[str, Any]]
+    """Per protocol, the figures of ``summarise``."""
+    skipped: int
+    images_root: str
+    """Where the tables' relative paths start (a folder, or ``builtin:photos``)."""
+    versions: dict[str, str]
+    command: list[str] | None

@@ -1,0 +1,59 @@
+"""The views of one image as they travel from a decoding worker to the batching engine.
+
+``prepare_views`` runs in the worker: every protocol's views of one image, concatenated, as
+one uint8 tensor ``(V, C, S, S)``. C is 3, or 4 when a protocol fills its background
+(``inpaint``): channel 3 is then the pasted rectangle (255 inside), the inpainting mask.
+``views_to_input`` runs in the main process: uint8 views -> the model's normalised float
+input, with the background of filling protocols inpainted first (docs/protocols.md section 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from biasprobe.core.errors import InputError
+from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.data.sources import ImageRecord
+from biasprobe.data.transforms import normalise
+from biasprobe.invariance.inpaint import inpaint_fill, mask_to_rects
+from biasprobe.invariance.protocols import MIN_SIDE, ProtocolParams, get_protocol
+
+__all__ = ["prepare_views", "views_to_input"]
+
+
+def prepare_views(
+    image: Image.Image, _record: ImageRecord, image_id: str, *, protocols: tuple[str, ...], params: ProtocolParams
+) -> torch.Tensor:
+    """Worker side: every protocol's views of one image, concatenated, uint8 (V, C, S, S)."""
+    if min(image.size) < MIN_SIDE:
+        raise InputError(f"image is {image.size[0]}x{image.size[1]} pixels; at least {MIN_SIDE} a side is needed")
+    chosen = [get_protocol(name) for name in protocols]
+    with_mask = any(p.fill for p in chosen)
+    blocks = []
+    for protocol in chosen:
+        views = protocol.build(image, image_id, params)
+        block = views.pixels
+        if with_mask:
+            if views.mask is None:
+                alpha = torch.full((block.shape[0], 1, *block.shape[2:]), 255, dtype=torch.uint8)
+            else:
+                alpha = views.mask[:, None].to(torch.uint8) * 255
+            block = torch.cat([block, alpha], dim=1)
+        blocks.append(block)
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+
+def views_to_input(pixels: torch.Tensor, fill: Sequence[bool], preprocessing: Preprocessing) -> torch.Tensor:
+    """uint8 views (n, C, S, S) -> normalised float32 (n, 3, S, S) in channels_last.
+
+    ``fill[i]`` says whether view i's background is inpainted (its channel 3 is the mask).
+    """
+    # channels_last from the start (cheap on uint8); later steps keep the layout.
+    x = pixels[:, :3].contiguous(memory_format=torch.channels_last).float().div_(255.0)
+    if any(fill):
+        rows = torch.as_tensor(list(fill), dtype=torch.bool)
+        x[rows] = inpaint_fill(x[rows], mask_to_rects(pixels[rows, 3] > 0))
+    return normalise(x, preprocessing.mean, preprocessing.std)
