@@ -8,7 +8,7 @@ import pytest
 from _report_data import make_invariance, make_scores
 from scipy import stats as sps
 
-from biasprobe.analysis import relate as an
+from biasprobe import analysis as an
 from biasprobe.analysis import stats
 from biasprobe.core.errors import InputError
 

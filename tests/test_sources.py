@@ -13,7 +13,8 @@ from PIL import Image
 from biasprobe.core.errors import InputError
 from biasprobe.data.boxes import read_boxes
 from biasprobe.data.classes import read_class_map
-from biasprobe.data.sources import BUILTIN_PHOTOS, bundled_photo_paths, open_source
+from biasprobe.data.photos import BUILTIN_PHOTOS, bundled_photo_paths
+from biasprobe.data.sources import open_source
 
 
 def _write_png(path: Path, value: int, size: tuple[int, int] = (8, 6)) -> bytes:
@@ -120,6 +121,22 @@ def test_voc_boxes_are_one_based_inclusive_and_largest_wins(tmp_path: Path) -> N
     # 1-based inclusive: w = 60 - 11 + 1 = 50, h = 40 - 21 + 1 = 20, 0-based origin (10, 20)
     assert (box.xmin, box.ymin, box.width, box.height, box.image_width, box.image_height) == (10, 20, 50, 20, 100, 50)
     assert box.features()[:2] == pytest.approx((0.35, 0.6))
+
+
+def test_voc_file_without_a_coordinate_is_refused(tmp_path: Path) -> None:
+    xml = tmp_path / "a.xml"
+    xml.write_text(
+        "<annotation><size><width>100</width><height>50</height></size>"
+        "<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>10</xmax></bndbox></object></annotation>"
+    )
+    with pytest.raises(InputError, match=r"cannot read Pascal VOC boxes from .*: no <ymax> in <bndbox>"):
+        read_boxes(xml)
+
+
+def test_photos_are_importable_from_sources_too() -> None:
+    from biasprobe.data import sources
+
+    assert sources.BUILTIN_PHOTOS == BUILTIN_PHOTOS and sources.bundled_photo_paths is bundled_photo_paths
 
 
 def test_limit_and_errors(tmp_path: Path) -> None:

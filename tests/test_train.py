@@ -12,10 +12,10 @@ from timm.layers import BlurPool2d
 from torch import nn
 
 from biasprobe.cli import main
-from biasprobe.core.errors import BiasprobeError, InputError
+from biasprobe.core.errors import BiasprobeError, InputError, ModelError
 from biasprobe.models import create_model
 from biasprobe.world import WorldConfig, make_world
-from biasprobe.world.checkpoint import read_checkpoint
+from biasprobe.world.checkpoint import read_checkpoint, write_checkpoint
 from biasprobe.world.nets import WORLD_PREPROCESSING, build_net, net_config
 from biasprobe.world.train import _batch_input, load_split, rescale_centre, train_world_model
 
@@ -104,6 +104,19 @@ def test_total_strides() -> None:
     assert vgg.features(x).shape[-1] == 6  # stride 8, then flatten + FC
     resnet = build_net(net_config("world_resnet")).eval()
     assert resnet.stages(resnet.stem(x)).shape[-1] == 3  # stride 16, then global average pooling
+
+
+def test_checkpoint_configs_fill_defaults_and_refuse_bad_settings(tmp_path: Path) -> None:
+    net = build_net({"arch": "world_vgg", "classes": ["a", "b", "c"], "preprocessing": {"input_size": 32}})
+    assert net.fc.out_features == 3 and net.head[1].in_features == 64 * 4 * 4
+    path = write_checkpoint(net.state_dict(), {"arch": "world_vgg", "num_classes": 3, "input_size": 32}, tmp_path / "c.pt")
+    state, config = read_checkpoint(path)
+    assert config == {"arch": "world_vgg", "num_classes": 3, "input_size": 32}
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    with pytest.raises(ModelError, match="'width' must be a number"):
+        build_net({"arch": "world_resnet", "width": [16]})
+    with pytest.raises(ModelError, match="no option"):
+        net_config("world_resnet", hidden=64)
 
 
 def test_augment_inputs(tiny_world: Path) -> None:

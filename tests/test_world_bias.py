@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from biasprobe.analysis.relate import assign_halves, halves_table, join_scores
-from biasprobe.analysis.stats import spearman_estimate
+from biasprobe.analysis import assign_halves, halves_table, join_scores, spearman_estimate
 from biasprobe.data.sources import open_source
 from biasprobe.engine.runtime import Runtime
 from biasprobe.index.build import build_index

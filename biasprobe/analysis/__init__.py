@@ -1,26 +1,23 @@
-"""Relating invariance to typicality: bootstrap statistics, deciles, halves, logistic control
-(docs/protocols.md section 5). Import analysis names from here; the modules may move."""
+"""Relating invariance to typicality (docs/protocols.md section 5). Import analysis names from
+here; the modules may move.
 
-from biasprobe.analysis.relate import (
-    NAN_ESTIMATE,
-    GroupStats,
-    LogisticResult,
-    ProtocolAnalysis,
-    analyse,
-    analyse_protocol,
-    assign_bins,
-    assign_halves,
-    compare_models,
-    correct_mask,
-    decile_table,
-    group_stats,
-    halves_table,
-    join_scores,
-    logistic_control,
-    protocol_figures,
-    protocol_table,
-    verdict,
-)
+- ``join``: invariance rows with the scores table's atypicality joined by image id;
+- ``columns``: columns of the joined table as numpy arrays;
+- ``stats``: bootstrap CIs and permutation p-values (``Estimate``);
+- ``groups``: P(top-1 change), MAC and accuracy of a group of rows;
+- ``bins``: deciles and halves of atypicality and their tables;
+- ``control``: the logistic accuracy and confidence control;
+- ``protocol``: all of the above for one model and one protocol (``analyse``);
+- ``tables``: tables over every (model, protocol): protocols, fixes, headline figures;
+- ``verdict``: the plain-language verdict of one protocol's analysis.
+"""
+
+from biasprobe.analysis.bins import assign_bins, assign_halves, decile_table, halves_table
+from biasprobe.analysis.columns import correct_mask
+from biasprobe.analysis.control import LogisticResult, logistic_control
+from biasprobe.analysis.groups import NAN_ESTIMATE, GroupStats, group_stats
+from biasprobe.analysis.join import join_scores
+from biasprobe.analysis.protocol import ProtocolAnalysis, analyse, analyse_protocol
 from biasprobe.analysis.stats import (
     N_BOOTSTRAP,
     N_PERMUTATIONS,
@@ -29,6 +26,8 @@ from biasprobe.analysis.stats import (
     ratio_estimate,
     spearman_estimate,
 )
+from biasprobe.analysis.tables import compare_models, protocol_figures, protocol_table
+from biasprobe.analysis.verdict import verdict
 
 __all__ = [
     "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "Estimate", "GroupStats", "LogisticResult",

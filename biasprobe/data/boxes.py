@@ -29,6 +29,12 @@ class Box:
     image_width: float
     image_height: float
 
+    @classmethod
+    def from_corners(cls, xmin: float, ymin: float, xmax: float, ymax: float,
+                     image_width: float, image_height: float) -> Box:
+        """A box from CSV corners: 0-based, ``xmax`` and ``ymax`` exclusive."""
+        return cls(xmin, ymin, xmax - xmin, ymax - ymin, image_width, image_height)
+
     @property
     def area(self) -> float:
         return self.width * self.height
@@ -63,17 +69,25 @@ def _keep_largest(boxes: dict[str, Box], key: str, box: Box) -> None:
         boxes[key] = box
 
 
+def _number(element: ET.Element, tag: str) -> float:
+    """The number in ``element``'s child ``tag`` (ValueError when it is missing)."""
+    text = element.findtext(tag)
+    if text is None:
+        raise ValueError(f"no <{tag}> in <{element.tag}>")
+    return float(text)
+
+
 def _read_voc_file(path: Path, by_stem: dict[str, Box]) -> None:
     try:
         root = ET.parse(path).getroot()
         filename = root.findtext("filename") or path.stem
-        width = float(root.findtext("size/width"))  # type: ignore[arg-type]
-        height = float(root.findtext("size/height"))  # type: ignore[arg-type]
+        width = _number(root, "size/width")
+        height = _number(root, "size/height")
         for obj in root.iter("object"):
             bb = obj.find("bndbox")
             if bb is None:
                 continue
-            xmin, ymin, xmax, ymax = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[arg-type]
+            xmin, ymin, xmax, ymax = (_number(bb, t) for t in ("xmin", "ymin", "xmax", "ymax"))
             box = Box(xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1, width, height)
             _keep_largest(by_stem, PurePosixPath(filename).stem, box)
     except (ET.ParseError, TypeError, ValueError) as exc:
@@ -94,8 +108,8 @@ def _read_csv(path: Path) -> dict[str, Box]:
         )
     boxes: dict[str, Box] = {}
     for row in table.itertuples(index=False):
-        box = Box(
-            float(row.xmin), float(row.ymin), float(row.xmax - row.xmin), float(row.ymax - row.ymin),
+        box = Box.from_corners(
+            float(row.xmin), float(row.ymin), float(row.xmax), float(row.ymax),
             float(row.image_width), float(row.image_height),
         )
         if box.width <= 0 or box.height <= 0:

@@ -10,7 +10,7 @@ ordered list of ``ImageRecord`` plus the inputs it could not use, each with its 
 - A ``.csv`` file is a manifest: ``path`` (relative to the CSV's folder), optional ``label``
   (an integer, or a folder name looked up in ``--classes``), optional box columns.
 - ``builtin:photos`` is the nine real photos that ship inside scikit-image, scikit-learn and
-  matplotlib (resolved from the installed packages, never copied).
+  matplotlib (``biasprobe.data.photos``; its names are importable from here too).
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from biasprobe.core.skipped import Skipped
 from biasprobe.data.boxes import Box, BoxTable, read_boxes
 from biasprobe.data.classes import ClassMap
 from biasprobe.data.loading import IMAGE_SUFFIXES, load_image
+from biasprobe.data.photos import BUILTIN_PHOTOS, bundled_photo_paths
 
 __all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "attach_boxes", "bundled_photo_paths", "open_source"]
-
-BUILTIN_PHOTOS = "builtin:photos"
 
 
 @dataclass(frozen=True)
@@ -84,32 +83,6 @@ class ImageSource:
         if limit < 1:
             raise InputError(f"--limit must be at least 1, got {limit}")
         return replace(self, records=self.records[:limit])
-
-
-def bundled_photo_paths() -> dict[str, Path]:
-    """The nine real photos inside the installed scikit-image, scikit-learn and matplotlib."""
-    import matplotlib
-    import skimage.data
-    import sklearn.datasets
-
-    skimage_dir = Path(skimage.data.__file__).parent
-    sklearn_dir = Path(sklearn.datasets.__file__).parent / "images"
-    mpl_dir = Path(matplotlib.get_data_path()) / "sample_data"
-    paths = {
-        "astronaut": skimage_dir / "astronaut.png",
-        "chelsea": skimage_dir / "chelsea.png",
-        "coffee": skimage_dir / "coffee.png",
-        "rocket": skimage_dir / "rocket.jpg",
-        "motorcycle_left": skimage_dir / "motorcycle_left.png",
-        "motorcycle_right": skimage_dir / "motorcycle_right.png",
-        "china": sklearn_dir / "china.jpg",
-        "flower": sklearn_dir / "flower.jpg",
-        "grace_hopper": mpl_dir / "grace_hopper.jpg",
-    }
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise InputError(f"bundled photos missing from the installed packages: {', '.join(missing)}")
-    return paths
 
 
 def _is_image(path: Path) -> bool:
@@ -199,8 +172,7 @@ def _read_manifest(path: Path, classes: ClassMap | None) -> ImageSource:
             continue
         box = None
         if has_boxes and all(str(row[c]) != "" for c in box_cols):
-            xmin, ymin, xmax, ymax, iw, ih = (float(row[c]) for c in box_cols)
-            box = Box(xmin, ymin, xmax - xmin, ymax - ymin, iw, ih)
+            box = Box.from_corners(*(float(row[c]) for c in box_cols))
         records.append(ImageRecord(path=file, relative=rel, label=label, label_name=name, box=box))
     return ImageSource(str(path), "manifest", records, skipped)
 

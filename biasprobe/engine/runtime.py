@@ -11,7 +11,19 @@ from torch import nn
 
 from biasprobe.engine.malloc_tuning import malloc_tuned, tune_malloc
 
-__all__ = ["Runtime", "select_device", "set_threads"]
+__all__ = ["DEVICES", "PRECISIONS", "Runtime", "select_device", "set_threads"]
+
+DEVICES = ("auto", "cpu", "cuda")
+"""What ``--device`` accepts: ``auto`` is CUDA when present, else the CPU."""
+
+PRECISIONS = ("fp32", "bf16")
+"""What ``--precision`` accepts: ``bf16`` autocasts the forward pass (a screening mode)."""
+
+
+def _one_of(choices: tuple[str, ...]) -> str:
+    """``('a', 'b', 'c')`` -> ``'a, b or c'``."""
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
+
 
 def select_device(device: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
@@ -21,8 +33,8 @@ def select_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for, but no CUDA GPU is available (use --device cpu or auto)")
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device not in DEVICES:
+        raise InputError(f"--device must be {_one_of(DEVICES)}, got {device!r}")
     return torch.device(device)
 
 
@@ -58,8 +70,8 @@ class Runtime:
         """Apply the CPU fast path (malloc tuning, thread count) and pick the device."""
         from biasprobe.core.errors import InputError
 
-        if precision not in ("fp32", "bf16"):
-            raise InputError(f"--precision must be fp32 or bf16, got {precision!r}")
+        if precision not in PRECISIONS:
+            raise InputError(f"--precision must be {_one_of(PRECISIONS)}, got {precision!r}")
         tune_malloc()
         chosen = select_device(device)
         return cls(device=chosen, threads=set_threads(threads), precision=precision)

@@ -36,7 +36,10 @@ class Prepared:
     tensor: torch.Tensor
 
 
-class _PreparedDataset(Dataset):
+_Item = Prepared | tuple[int, Skipped]
+
+
+class _PreparedDataset(Dataset[_Item]):
     def __init__(self, records: Sequence[ImageRecord], prepare: PrepareFn, start: int) -> None:
         self.records = records
         self.prepare = prepare
@@ -45,7 +48,7 @@ class _PreparedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records) - self.start
 
-    def __getitem__(self, i: int) -> Prepared | tuple[int, Skipped]:
+    def __getitem__(self, i: int) -> _Item:
         position = self.start + i
         record = self.records[position]
         try:

@@ -1,16 +1,28 @@
 """Checkpoints of the built-in world's CNNs: weights plus a JSON config (architecture,
-preprocessing, classes, training options)."""
+preprocessing, classes, training options), written and read here and nowhere else."""
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from biasprobe.core.errors import ModelError
+from biasprobe.core.io import atomic_write_bytes
 
-__all__ = ["read_checkpoint"]
+__all__ = ["read_checkpoint", "write_checkpoint"]
+
+
+def write_checkpoint(state_dict: Mapping[str, torch.Tensor], config: Mapping[str, object], path: Path) -> Path:
+    """Write ``{"state_dict", "config"}`` (config as JSON) with ``torch.save``, atomically."""
+    buffer = io.BytesIO()
+    state = {k: v.detach().contiguous() for k, v in state_dict.items()}
+    torch.save({"state_dict": state, "config": json.dumps(config)}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, object]]:

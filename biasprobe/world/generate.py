@@ -15,12 +15,13 @@ the pasted square; ``offset_x/offset_y`` are its realised centre minus the canva
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from biasprobe import __version__
 from biasprobe.core.errors import InputError
 from biasprobe.core.hashing import file_sha256
 from biasprobe.core.io import write_json
+from biasprobe.core.records import read_json_object
 from biasprobe.core.rounding import rnd
 
 __all__ = ["WORLD_JSON", "WorldConfig", "WorldInfo", "make_world", "read_world_info"]
@@ -88,9 +90,10 @@ class WorldConfig:
         return {**asdict(self), "input_size": self.input_size}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> WorldConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> WorldConfig:
+        """The config of a ``world.json`` (parsed JSON; keys that are not knobs are ignored)."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ def _write_split(split: str, root: Path, sprites: np.ndarray, labels: np.ndarray
     placements = config.test_placements if test else config.train_placements
     for label in range(10):
         (root / split / str(label)).mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows: list[dict[str, object]] = []
     for digit in sources:
         seen: set[tuple[int, int, int]] = set()
         for _ in range(placements):
@@ -278,7 +281,7 @@ def read_world_info(root: str | Path) -> WorldInfo:
     path = root / WORLD_JSON
     if not path.is_file():
         raise InputError(f"{root} is not a biasprobe world (no {WORLD_JSON}); write one with 'biasprobe world --out DIR'")
-    data = json.loads(path.read_text())
+    data = read_json_object(path)
     config = WorldConfig.from_dict(data["config"])
     splits = data["splits"]
     clipped = int(splits["train"]["clipped"]) + int(splits["test"]["clipped"])

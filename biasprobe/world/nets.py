@@ -14,7 +14,7 @@ max-pool becomes max-pool stride 1 + blur stride 2; a stride-2 conv becomes conv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 
 import torch
 from timm.layers import BlurPool2d
@@ -31,7 +31,7 @@ WORLD_PREPROCESSING = Preprocessing(
 )
 
 
-NET_DEFAULTS: dict[str, dict[str, object]] = {
+NET_DEFAULTS: dict[str, dict[str, int]] = {
     "world_vgg": {"width": 16, "hidden": 128, "blur_size": 3},
     "world_resnet": {"width": 16, "blocks": 1, "blur_size": 3},
 }
@@ -115,7 +115,7 @@ class WorldResNet(nn.Module):
 
 
 def net_config(arch: str, *, antialias: bool = False, num_classes: int = 10, input_size: int = 48,
-               **overrides: object) -> dict[str, object]:
+               **overrides: int | None) -> dict[str, object]:
     """The architecture part of a checkpoint config: defaults of ``arch`` plus overrides."""
     if arch not in NET_DEFAULTS:
         raise ModelError(f"unknown world architecture {arch!r}; expected one of {', '.join(NET_DEFAULTS)}")
@@ -126,19 +126,46 @@ def net_config(arch: str, *, antialias: bool = False, num_classes: int = 10, inp
             **NET_DEFAULTS[arch], **{k: v for k, v in overrides.items() if v is not None}}
 
 
+def _whole(value: object, key: str) -> int:
+    """A whole-number setting of a checkpoint config (JSON gives an int, a float or a string)."""
+    if isinstance(value, (int, float, str)):
+        return int(value)
+    raise ModelError(f"checkpoint setting {key!r} must be a number, got {value!r}")
+
+
+def _num_classes(config: Mapping[str, object]) -> int:
+    """``num_classes``, else the length of ``classes``, else 10."""
+    if "num_classes" in config:
+        return _whole(config["num_classes"], "num_classes")
+    classes = config.get("classes", range(10))
+    if not isinstance(classes, Sized):
+        raise ModelError(f"checkpoint setting 'classes' must be a list, got {classes!r}")
+    return len(classes)
+
+
+def _input_size(config: Mapping[str, object]) -> int:
+    """``input_size``, else the preprocessing's ``input_size``, else 48."""
+    if "input_size" in config:
+        return _whole(config["input_size"], "input_size")
+    preprocessing = config.get("preprocessing", {})
+    if not isinstance(preprocessing, Mapping):
+        raise ModelError(f"checkpoint setting 'preprocessing' must be an object, got {preprocessing!r}")
+    return _whole(preprocessing.get("input_size", 48), "preprocessing.input_size")
+
+
 def build_net(config: Mapping[str, object]) -> nn.Module:
     """Build ``world_vgg`` or ``world_resnet`` from a checkpoint config (missing knobs: defaults)."""
     arch = str(config.get("arch"))
     if arch not in NET_DEFAULTS:
         raise ModelError(f"unknown world architecture {arch!r}; expected one of {', '.join(NET_DEFAULTS)}")
-    opts = {**NET_DEFAULTS[arch], **{k: config[k] for k in NET_DEFAULTS[arch] if k in config}}
-    num_classes = int(config.get("num_classes", len(config.get("classes", range(10)))))  # type: ignore[arg-type]
-    input_size = int(config.get("input_size", dict(config.get("preprocessing", {})).get("input_size", 48)))  # type: ignore[arg-type]
+    opts = {k: _whole(config.get(k, default), k) for k, default in NET_DEFAULTS[arch].items()}
+    num_classes = _num_classes(config)
+    input_size = _input_size(config)
     antialias = bool(config.get("antialias", False))
     if arch == "world_vgg":
         if input_size % 8:
             raise ModelError(f"world_vgg needs an input size divisible by 8, got {input_size}")
-        return WorldVGG(num_classes=num_classes, input_size=input_size, width=int(opts["width"]),  # type: ignore[arg-type]
-                        hidden=int(opts["hidden"]), antialias=antialias, blur_size=int(opts["blur_size"]))  # type: ignore[arg-type]
-    return WorldResNet(num_classes=num_classes, width=int(opts["width"]), blocks=int(opts["blocks"]),  # type: ignore[arg-type]
-                       antialias=antialias, blur_size=int(opts["blur_size"]))  # type: ignore[arg-type]
+        return WorldVGG(num_classes=num_classes, input_size=input_size, width=opts["width"],
+                        hidden=opts["hidden"], antialias=antialias, blur_size=opts["blur_size"])
+    return WorldResNet(num_classes=num_classes, width=opts["width"], blocks=opts["blocks"],
+                       antialias=antialias, blur_size=opts["blur_size"])

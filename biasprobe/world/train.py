@@ -11,8 +11,6 @@ tensor. Training input (S = 48 on a 56 canvas):
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,12 +24,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from biasprobe.core.errors import InputError
-from biasprobe.core.io import atomic_write_bytes
 from biasprobe.core.skipped import Skipped
 from biasprobe.data.sources import ImageRecord, open_source
 from biasprobe.data.transforms import normalise
 from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.stream import Prepared, iter_prepared
+from biasprobe.world.checkpoint import write_checkpoint
 from biasprobe.world.generate import read_world_info
 from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING, build_net, net_config
 
@@ -83,8 +81,10 @@ def load_split(folder: str | Path, *, canvas: int, workers: int = 0) -> WorldDat
     skipped = [s for s in source.skipped if not s.path.endswith("boxes.csv")]
     for item in iter_prepared(source.records, partial(_canvas_tensor, canvas=canvas), workers=workers):
         if isinstance(item, Prepared):
+            if item.record.label is None:
+                raise InputError(f"{item.record.relative} in {folder} has no class; expected an ImageFolder split")
             images.append(item.tensor)
-            labels.append(int(item.record.label))  # type: ignore[arg-type]
+            labels.append(item.record.label)
             paths.append(item.record.relative)
         else:
             skipped.append(item[1])
@@ -129,13 +129,6 @@ def _accuracy(net: nn.Module, data: WorldData, *, size: int, batch_size: int) ->
         x = _batch_input(data.images[start : start + batch_size], augment=None, size=size, gen=torch.Generator())
         correct += int((net(x).argmax(1) == data.labels[start : start + batch_size]).sum())
     return correct / len(data.labels)
-
-
-def _save_checkpoint(net: nn.Module, config: dict[str, object], out: Path) -> None:
-    buffer = io.BytesIO()
-    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state, "config": json.dumps(config)}, buffer)
-    atomic_write_bytes(out, buffer.getvalue())
 
 
 def train_world_model(
@@ -231,7 +224,7 @@ def train_world_model(
         "threads": runtime.threads,
     })
     out = Path(out)
-    _save_checkpoint(net, config, out)
+    write_checkpoint(net.state_dict(), config, out)
     log.info("%s trained in %.1f s: train accuracy %.3f, test accuracy %s; written to %s", arch, seconds,
              train_acc, "n/a" if test_acc is None else f"{test_acc:.3f}", out)
     return TrainResult(out, config, train_acc, test_acc, seconds)
