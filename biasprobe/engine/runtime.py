@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from biasprobe.engine.malloc_tuning import malloc_tuned, tune_malloc
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 __all__ = ["DEVICES", "PRECISIONS", "Runtime", "select_device", "set_threads"]
 
@@ -76,11 +79,11 @@ class Runtime:
         chosen = select_device(device)
         return cls(device=chosen, threads=set_threads(threads), precision=precision)
 
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """Eval mode on the device, channels_last memory format."""
-        model = model.eval().to(self.device)
+    def prepare(self, model: ModuleT) -> ModuleT:
+        """Eval mode on the device, channels_last memory format (in place; the same module back)."""
+        model.eval().to(self.device)
         if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+            model.to(memory_format=torch.channels_last)
         return model
 
     def to_input(self, batch: torch.Tensor) -> torch.Tensor:
