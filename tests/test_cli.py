@@ -44,3 +44,42 @@ def test_bad_usage_exits_2_and_user_errors_exit_1() -> None:
     assert error.returncode == 1
     lines = error.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("biasprobe: error: ") and "no_such_model" in lines[0]
+
+
+def test_version_and_help_import_no_library_stage() -> None:
+    code = ("import sys\nfrom biasprobe.cli import main\n"
+            "for argv in (['--version'], ['--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'pandas', 'faiss', 'biasprobe.models') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_every_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: biasprobe {name}" in capsys.readouterr().out
+
+
+def test_choices_come_from_the_registries(capsys: pytest.CaptureFixture[str]) -> None:
+    from biasprobe.cli.common import DEVICES, PRECISIONS
+    from biasprobe.invariance.protocols import list_protocols
+    from biasprobe.world.nets import WORLD_ARCHS
+    from biasprobe.world.train import AUGMENTS
+
+    with pytest.raises(SystemExit):
+        main(["invariance", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "comma-separated: " + ", ".join(p.name for p in list_protocols()) in out
+    assert "{" + ",".join(DEVICES) + "}" in out and "{" + ",".join(PRECISIONS) + "}" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--arch {" + ",".join(WORLD_ARCHS) + "}" in out and "[--augment {" + ",".join(AUGMENTS) + "}]" in out
+    assert "crop: random 48-pixel windows of the 56-pixel canvas; scale: canvas rescaled by 0.75-1.25" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x", "--arch", "nope", "--out", "y"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'nope' (choose from 'world_vgg', 'world_resnet')" in capsys.readouterr().err

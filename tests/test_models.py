@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from biasprobe.core.errors import ModelError
 from biasprobe.data.transforms import embed_view, normalise
-from biasprobe.models import create_model, get_entry, list_models
+from biasprobe.models import ModelFactory, create_model, get_entry, list_models
 
 
 def _classify(model, record) -> tuple[str, float, torch.Tensor]:
@@ -98,3 +99,31 @@ def test_timm_weights_file(tmp_path: Path) -> None:
     assert logits.shape == (1, 5) and emb.shape == (1, net.num_features)
     with pytest.raises(ModelError, match="no weights for timm:resnet10t"):
         create_model("timm:resnet10t")
+
+
+def test_model_factory_pickles_and_builds(tmp_path: Path) -> None:
+    import torchvision
+
+    path = tmp_path / "resnet18_3.pth"
+    torch.save(torchvision.models.get_model("resnet18", weights=None, num_classes=3).state_dict(), path)
+    factory = pickle.loads(pickle.dumps(ModelFactory("tv:resnet18", path)))
+    assert factory == ModelFactory("tv:resnet18", path)
+    model = factory.build()
+    assert model.name == "tv:resnet18" and model.num_classes == 3 and not model.training
+    assert model.weights_source == str(path)
+    with pytest.raises(ModelError, match="needs --weights"):
+        ModelFactory("world_vgg").build()
+
+
+def test_model_factory_for_recorded_prefers_flags_then_the_recorded_file(tmp_path: Path) -> None:
+    recorded = tmp_path / "weights.pth"
+    recorded.write_bytes(b"x")
+    mine = tmp_path / "mine.pth"
+    assert ModelFactory.for_recorded("tv:resnet18", str(recorded)) == ModelFactory("tv:resnet18", str(recorded))
+    assert ModelFactory.for_recorded("tv:resnet18", str(tmp_path / "moved.pth")) == ModelFactory("tv:resnet18", None)
+    assert ModelFactory.for_recorded("timm:resnet18", "local timm cache") == ModelFactory("timm:resnet18", None)
+    assert ModelFactory.for_recorded("tv:resnet18", None) == ModelFactory("tv:resnet18", None)
+    assert ModelFactory.for_recorded("tv:resnet18", str(recorded), weights=mine) == ModelFactory("tv:resnet18", mine)
+    # another model never inherits the recorded weights
+    assert ModelFactory.for_recorded("tv:resnet18", str(recorded), model="tv:resnet34") == ModelFactory("tv:resnet34", None)
+    assert ModelFactory.for_recorded("x", str(recorded), model="y", weights=mine) == ModelFactory("y", mine)

@@ -1,4 +1,4 @@
-"""The ``biasprobe`` command line: one module per subcommand, each with add_parser() and run().
+"""The ``biasprobe`` command line: one module per subcommand (see cli.command.Command).
 
 Exit status: 0 done, 1 a user-facing error (one clear line), 2 bad usage.
 """
@@ -6,38 +6,42 @@ Exit status: 0 done, 1 a user-facing error (one clear line), 2 bad usage.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import cast
 
 from biasprobe import __version__
+from biasprobe.cli import (
+    demo_cmd,
+    index_cmd,
+    invariance_cmd,
+    models_cmd,
+    report_cmd,
+    score_cmd,
+    train_cmd,
+    world_cmd,
+)
+from biasprobe.cli.command import Command, LazySubcommands
 from biasprobe.core.errors import BiasprobeError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-# Subcommand modules, in the order --help lists them (the command-line contract of docs/architecture.md).
-COMMANDS = (
-    "demo_cmd",
-    "world_cmd",
-    "train_cmd",
-    "index_cmd",
-    "score_cmd",
-    "invariance_cmd",
-    "report_cmd",
-    "models_cmd",
+# Subcommands, in the order --help lists them (the command-line contract of docs/architecture.md).
+COMMANDS: tuple[Command, ...] = (
+    demo_cmd,
+    world_cmd,
+    train_cmd,
+    index_cmd,
+    score_cmd,
+    invariance_cmd,
+    report_cmd,
+    models_cmd,
 )
 
 
-def _command_modules() -> dict[str, object]:
-    modules = {}
-    for module_name in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        modules[module.NAME] = module
-    return modules
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
+    """The parser (each subcommand's flags are added when it is chosen) and the commands by name."""
     parser = argparse.ArgumentParser(
         prog="biasprobe",
         description="Find out why an image classifier is not invariant to small shifts and rescales: "
@@ -45,15 +49,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     )
     parser.add_argument("--version", action="version", version=f"biasprobe {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = _command_modules()
-    for module in modules.values():
-        module.add_parser(sub)  # type: ignore[attr-defined]
-    return parser, modules
+    sub = cast(LazySubcommands, parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubcommands))
+    for command in COMMANDS:
+        sub.add_command(command)
+    return parser, {command.NAME: command for command in COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, modules = build_parser()
+    parser, commands = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
@@ -65,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(modules[args.command].run(args) or 0)  # type: ignore[attr-defined]
+        return commands[args.command].run(args)
     except BiasprobeError as exc:
         if args.debug:
             raise

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
+__all__ = ["DEVICES", "PRECISIONS", "add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
+
+# What Runtime.create accepts for --device and --precision. engine/runtime.py still checks its
+# own copy; once it exports DEVICES and PRECISIONS, import them from there instead.
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
 
 
 def positive_int(text: str) -> int:
@@ -21,10 +26,10 @@ def positive_int(text: str) -> int:
 def add_runtime_flags(parser: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
     """--device, --batch-size, --threads, --precision."""
     group = parser.add_argument_group("runtime")
-    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default: auto = cuda if present)")
+    group.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto = cuda if present)")
     group.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"images per forward pass (default: {batch_size})")
     group.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch and FAISS (default: all usable cores)")
-    group.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="fp32 (default) or bf16, a faster screening mode that may move near-ties")
+    group.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default) or bf16, a faster screening mode that may move near-ties")
 
 
 def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:

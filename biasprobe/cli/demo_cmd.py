@@ -7,14 +7,11 @@ import time
 
 NAME = "demo"
 HELP = "run the whole pipeline on the built-in world and the bundled photos, ending in an HTML report"
+DESCRIPTION = (HELP + ". Writes OUT/report.html and OUT/summary.json; intermediate files go to "
+               "OUT/work and a re-run resumes from the finished steps.")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        NAME, help=HELP,
-        description=HELP + ". Writes OUT/report.html and OUT/summary.json; intermediate files go to "
-        "OUT/work and a re-run resumes from the finished steps.",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="reports/demo", metavar="DIR", help="output folder (default: reports/demo)")
     p.add_argument("--quick", action="store_true", help="fewer images and epochs, one architecture (about 3 minutes)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the world, training and resampling (default: 0)")

@@ -8,10 +8,10 @@ from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_fl
 
 NAME = "index"
 HELP = "build a nearest-neighbour index of a training set's embeddings"
+DESCRIPTION = HELP
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP, description=HELP)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
     b = actions.add_parser(
         "build",
@@ -32,20 +32,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biasprobe.data.classes import read_class_map
-    from biasprobe.data.sources import open_source
-    from biasprobe.engine.runtime import Runtime
+    from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
     from biasprobe.index.build import build_index
-    from biasprobe.models import create_model
 
-    classes = read_class_map(args.classes) if args.classes else None
-    source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
-    runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
-    model = create_model(args.model, weights=args.weights)
+    source = source_from_args(args)
+    runtime = runtime_from_args(args)
+    model = model_from_args(args)
     index = build_index(source, model, args.out, runtime=runtime, batch_size=args.batch_size, shard_size=args.shard_size,
                         factory=args.factory, seed=args.seed, command=["biasprobe", *args.argv])
     meta = index.meta
+    boxes = meta.get("boxes")
     print(f"index {args.out}: {index.count} images ({meta['distinct_images']} distinct), dim {meta['dim']}, "
           f"FAISS {meta['factory']}, {meta['skipped']} skipped, k up to {index.k_max}"
-          + (f", box density over {meta['boxes']['count']} boxes" if meta.get("boxes") else ""))
+          + (f", box density over {boxes['count']} boxes" if isinstance(boxes, dict) and boxes else ""))
     return 0

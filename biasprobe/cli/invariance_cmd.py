@@ -9,14 +9,16 @@ from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_fl
 
 NAME = "invariance"
 HELP = "measure top-1 changes under 1-pixel shifts and rescales, per image and protocol"
+DESCRIPTION = HELP
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP, description=HELP)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from biasprobe.invariance.protocols import list_protocols
+
     add_model_flags(p)
     p.add_argument("--images", required=True, metavar="DIR", help="a folder, a .csv manifest or builtin:photos")
     p.add_argument("--protocol", required=True, metavar="LIST",
-                   help="comma-separated: crop, black, inpaint, scale, circular, zhang")  # fmt: skip
+                   help="comma-separated: " + ", ".join(protocol.name for protocol in list_protocols()))  # fmt: skip
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="per-image table; companions go beside it")
     p.add_argument("--max-shift", type=positive_int, default=None, metavar="M",
                    help="views per image minus one (default: the model's, 32 at 224 px)")  # fmt: skip
@@ -46,23 +48,19 @@ def _print_table(protocols: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
     from biasprobe.core.io import companion
-    from biasprobe.data.classes import read_class_map
-    from biasprobe.data.sources import open_source
-    from biasprobe.engine.runtime import Runtime
     from biasprobe.invariance.protocols import ProtocolParams, parse_protocols
     from biasprobe.invariance.run import run_invariance
-    from biasprobe.models import create_model
 
     protocols = parse_protocols(args.protocol)
-    runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
-    model = create_model(args.model, weights=args.weights)
+    runtime = runtime_from_args(args)
+    model = model_from_args(args)
     params = ProtocolParams.for_model(model.preprocessing, max_shift=args.max_shift, embed_size=args.embed_size,
                                       pairs_per_image=args.pairs_per_image, run_seed=args.seed)  # fmt: skip
     for protocol in protocols:
         protocol.check(params)  # a clear error before any work
-    classes = read_class_map(args.classes) if args.classes else None
-    source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
+    source = source_from_args(args)
     index = None
     if args.index:
         from biasprobe.index.training_index import TrainingIndex

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from biasprobe.models import list_models
-
 NAME = "models"
 HELP = "list the models it knows, with input size, normalisation and weights source"
+DESCRIPTION = HELP
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser(NAME, help=HELP, description=HELP)
+def add_arguments(_p: argparse.ArgumentParser) -> None:
+    """No flags."""
 
 
 def run(_args: argparse.Namespace) -> int:
+    from biasprobe.models import list_models
+
     rows = []
     for entry in list_models():
         p = entry.preprocessing

@@ -6,10 +6,10 @@ import argparse
 
 NAME = "report"
 HELP = "correlate invariance with atypicality and write a self-contained HTML bias report"
+DESCRIPTION = HELP
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP, description=HELP)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", required=True, metavar="FILE", help="output of 'biasprobe score'")
     p.add_argument("--invariance", required=True, nargs="+", metavar="FILE",
                    help="output(s) of 'biasprobe invariance', one per model (baseline first) to compare fixes")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from typing import cast
 
 from biasprobe.cli.common import add_data_flags, add_runtime_flags, positive_int
 
 NAME = "score"
 HELP = "score images by nearest-neighbour distance to the training set (typicality)"
+DESCRIPTION = HELP
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP, description=HELP)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True, metavar="DIR", help="an index folder from 'biasprobe index build'")
     p.add_argument("--images", required=True, metavar="DIR", help="images to score: a folder, a .csv manifest or builtin:photos")
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="score table (companions .summary.json, .skipped.parquet beside it)")
@@ -25,28 +25,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biasprobe.data.classes import read_class_map
-    from biasprobe.data.sources import open_source
-    from biasprobe.engine.runtime import Runtime
+    from biasprobe.cli.preamble import runtime_from_args, source_from_args
     from biasprobe.index.score import score_images
     from biasprobe.index.training_index import TrainingIndex
-    from biasprobe.models import create_model
+    from biasprobe.models import ModelFactory
 
     index = TrainingIndex.open(args.index)
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
-    name = args.model or str(index.meta["model"])
-    weights = args.weights
-    if weights is None and args.model is None:
-        source_file = dict(index.meta.get("model_describe", {})).get("weights_source")  # type: ignore[arg-type]
-        weights = source_file if source_file and Path(str(source_file)).is_file() else None
-    classes = read_class_map(args.classes) if args.classes else None
-    source = open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
-    runtime = Runtime.create(device=args.device, threads=args.threads, precision=args.precision)
-    model = create_model(name, weights=weights)
+    described = cast("dict[str, object]", index.meta.get("model_describe", {}))
+    recorded_weights = described.get("weights_source")
+    factory = ModelFactory.for_recorded(str(index.meta["model"]), str(recorded_weights) if recorded_weights else None,
+                                        model=args.model, weights=args.weights)
+    source = source_from_args(args)
+    runtime = runtime_from_args(args)
+    model = factory.build()
     result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
     result.write(args.out)
     s = result.summary
-    q = s["knn_dist_quantiles"]
+    q = cast("dict[str, float]", s["knn_dist_quantiles"])
     print(f"scored {s['images']} images against {args.index} (k={args.k}): {s['in_train']} in the training set, "
           f"{s['skipped']} skipped; knn_dist median {q['0.5']:.4f} (min {q['0']:.4f}, max {q['1']:.4f}) -> {args.out}")
     return 0

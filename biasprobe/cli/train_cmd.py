@@ -7,16 +7,22 @@ import argparse
 from biasprobe.cli.common import positive_int
 
 NAME = "train"
-HELP = "train a built-in world CNN (world_vgg, world_resnet), optionally augmented or antialiased"
+HELP = "train a built-in world CNN, optionally augmented or antialiased"
+DESCRIPTION = HELP + ". The checkpoint loads with --model ARCH --weights FILE."
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(NAME, help=HELP, description=HELP + ". The checkpoint loads with --model ARCH --weights FILE.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING
+    from biasprobe.world.train import AUGMENTS, SCALE_RANGE
+
+    size, canvas = WORLD_PREPROCESSING.input_size, WORLD_PREPROCESSING.resize_size
+    low, high = SCALE_RANGE
     p.add_argument("--data", required=True, metavar="DIR", help="a world folder written by 'biasprobe world'")
-    p.add_argument("--arch", required=True, choices=["world_vgg", "world_resnet"])
+    p.add_argument("--arch", required=True, choices=WORLD_ARCHS)
     p.add_argument("--out", required=True, metavar="FILE", help="checkpoint to write")
-    p.add_argument("--augment", choices=["crop", "scale"], default=None,
-                   help="crop: random 48-pixel windows of the 56-pixel canvas; scale: canvas rescaled by 0.75-1.25 about its centre")
+    p.add_argument("--augment", choices=AUGMENTS, default=None,
+                   help=f"crop: random {size}-pixel windows of the {canvas}-pixel canvas; "
+                   f"scale: canvas rescaled by {low}-{high} about its centre")
     p.add_argument("--antialias", action="store_true", help="BlurPool before every stride (Zhang 2019)")
     p.add_argument("--epochs", type=positive_int, default=8, help="training epochs (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

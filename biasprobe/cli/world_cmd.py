@@ -8,13 +8,13 @@ from biasprobe.cli.common import positive_int
 
 NAME = "world"
 HELP = "write the built-in photographer's-bias world (digits at typical positions) to disk"
+DESCRIPTION = HELP + ". Every setting is recorded in DIR/world.json."
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from biasprobe.world.generate import WorldConfig
 
     d = WorldConfig()
-    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Every setting is recorded in DIR/world.json.")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (train/, test/, each with boxes.csv; world.json)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default: {d.seed})")
     p.add_argument("--overwrite", action="store_true", help="replace a world already in DIR")

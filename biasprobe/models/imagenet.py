@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -126,10 +127,10 @@ def _build_timm(name: str, weights: Path | None) -> ProbeModel:
             net = timm.create_model(arch, pretrained=False, num_classes=classes)
         load_into(net, state, source=weights)
         source, digest = str(weights), file_sha256(weights)
-    cfg = net.pretrained_cfg
+    cfg = cast("dict[str, Any]", net.pretrained_cfg)
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     prep = Preprocessing(size, tuple(cfg["mean"]), tuple(cfg["std"]), float(cfg.get("crop_pct", 0.875)), _default_max_shift(size))
-    return ProbeModel(net, name=name, preprocessing=prep, class_names=_class_names(net.num_classes), weights_sha256=digest, weights_source=source, config={"architecture": name})
+    return ProbeModel(net, name=name, preprocessing=prep, class_names=_class_names(cast(int, net.num_classes)), weights_sha256=digest, weights_source=source, config={"architecture": name})
 
 
 ENTRIES = (

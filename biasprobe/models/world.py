@@ -5,6 +5,7 @@ classes, training options)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 from biasprobe.core.errors import ModelError
 from biasprobe.core.hashing import file_sha256
@@ -17,7 +18,6 @@ from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING, build_net
 __all__ = ["ENTRIES"]
 
 
-
 def _build_world(name: str, weights: Path | None) -> ProbeModel:
     if weights is None:
         raise ModelError(f"{name} needs --weights FILE: a checkpoint written by 'biasprobe train --arch {name}'")
@@ -26,12 +26,13 @@ def _build_world(name: str, weights: Path | None) -> ProbeModel:
         raise ModelError(f"checkpoint {weights} holds {config.get('arch')!r}, not {name!r}")
     net = build_net(config)
     load_into(net, state, source=weights)
-    prep = Preprocessing(**{**config["preprocessing"], "mean": tuple(config["preprocessing"]["mean"]), "std": tuple(config["preprocessing"]["std"])})
+    raw = cast("dict[str, Any]", config["preprocessing"])  # JSON written by 'biasprobe train'
+    prep = Preprocessing(**{**raw, "mean": tuple(raw["mean"]), "std": tuple(raw["std"])})
     return ProbeModel(
         net,
         name=name,
         preprocessing=prep,
-        class_names=[str(c) for c in config["classes"]],
+        class_names=[str(c) for c in cast("list[object]", config["classes"])],
         weights_sha256=file_sha256(weights),
         weights_source=str(weights),
         config=config,
