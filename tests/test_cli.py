@@ -64,7 +64,7 @@ def test_every_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str]
 
 
 def test_choices_come_from_the_registries(capsys: pytest.CaptureFixture[str]) -> None:
-    from biasprobe.cli.common import DEVICES, PRECISIONS
+    from biasprobe.engine.runtime import DEVICES, PRECISIONS
     from biasprobe.invariance.protocols import list_protocols
     from biasprobe.world.nets import WORLD_ARCHS
     from biasprobe.world.train import AUGMENTS

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["DEVICES", "PRECISIONS", "add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
-
-# What Runtime.create accepts for --device and --precision. engine/runtime.py still checks its
-# own copy; once it exports DEVICES and PRECISIONS, import them from there instead.
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+__all__ = ["add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -24,7 +19,9 @@ def positive_int(text: str) -> int:
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
-    """--device, --batch-size, --threads, --precision."""
+    """--device, --batch-size, --threads, --precision (choices: what Runtime.create accepts)."""
+    from biasprobe.engine.runtime import DEVICES, PRECISIONS  # torch: only once a command is chosen
+
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto = cuda if present)")
     group.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"images per forward pass (default: {batch_size})")
