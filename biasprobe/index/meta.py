@@ -26,8 +26,9 @@ __all__ = ["BoxesInfo", "EmbedPreprocessing", "IndexMeta", "ModelSignature", "Re
 REBUILD = "rebuild it with 'biasprobe index build'"
 
 
-def _json(value: object) -> dict[str, Any]:
-    out = to_jsonable(dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value)
+def _json(record: Any) -> dict[str, Any]:
+    """A dataclass instance as plain JSON values (nested dataclasses as objects, tuples as lists)."""
+    out = to_jsonable(dataclasses.asdict(record))
     assert isinstance(out, dict)
     return out
 
