@@ -18,14 +18,9 @@ import faiss
 import numpy as np
 
 from biasprobe.engine.runtime import set_threads
-from biasprobe.index.faiss_ops import (
-    Searcher,
-    VectorStore,
-    build_faiss_index,
-    choose_factory,
-    default_search_params,
-    rerank,
-)
+from biasprobe.index.faiss_build import build_faiss_index, choose_factory, default_search_params
+from biasprobe.index.search import Searcher, rerank
+from biasprobe.index.store import VectorStore
 
 
 def mixture(n: int, centres: np.ndarray, rng: np.random.Generator, *, std: float = 1.0, block: int = 100_000) -> np.ndarray:

@@ -27,14 +27,15 @@ from PIL import Image
 
 from biasprobe.data.sources import bundled_photo_paths, open_source
 from biasprobe.engine.runtime import Runtime
-from biasprobe.index.embed import _forward, _prepare_uint8, embed_to_shards
+from biasprobe.index.embed import _forward, _prepare_uint8
+from biasprobe.index.shards import embed_to_shards
 from biasprobe.models import create_model
 
 CHILD = """
 import json, resource, sys, time
 from biasprobe.data.sources import open_source
 from biasprobe.engine.runtime import Runtime
-from biasprobe.index.embed import embed_to_shards
+from biasprobe.index.shards import embed_to_shards
 from biasprobe.models import create_model
 folder, out, n, model_name, weights = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 runtime = Runtime.create(threads=None)

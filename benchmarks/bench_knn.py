@@ -16,7 +16,9 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from biasprobe.engine.runtime import set_threads
-from biasprobe.index.faiss_ops import Searcher, VectorStore, build_faiss_index, rerank
+from biasprobe.index.faiss_build import build_faiss_index
+from biasprobe.index.search import Searcher, rerank
+from biasprobe.index.store import VectorStore
 
 
 def main() -> None:

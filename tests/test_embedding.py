@@ -10,14 +10,17 @@ import pytest
 import torch
 from _typicality_data import tiny_model, write_noise_images
 
-from biasprobe.core.errors import IndexMismatchError, InputError
+from biasprobe.core.errors import InputError
 from biasprobe.core.hashing import image_id
+from biasprobe.core.manifest import SettingsMismatchError
 from biasprobe.data.sources import ImageSource, open_source
 from biasprobe.data.transforms import embed_view, normalise
 from biasprobe.engine.runtime import Runtime
-from biasprobe.index import embed as embedding
+from biasprobe.engine.units import UnitPlan, run_local
+from biasprobe.index import shards as embedding
 from biasprobe.index.build import build_index
-from biasprobe.index.embed import embed_records, embed_to_shards, iter_embedded
+from biasprobe.index.embed import embed_records, iter_embedded
+from biasprobe.index.shards import embed_to_shards
 from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
 
@@ -103,7 +106,7 @@ def test_interrupted_embed_resumes_from_finished_shards(noise: Path, runtime: Ru
     for a, b in zip(full.emb_paths(), resumed.emb_paths(), strict=True):
         np.testing.assert_array_equal(np.load(a), np.load(b))  # bit-identical to an uninterrupted run
     pd.testing.assert_frame_equal(full.ids().drop(columns="file"), resumed.ids().drop(columns="file"))
-    with pytest.raises(InputError, match="batch_size 4 -> 8"):
+    with pytest.raises(SettingsMismatchError, match="holds embedding shards with different batch_size; use the same"):
         embed_to_shards(source.records, model, runtime, tmp_path / "part", batch_size=8, shard_size=10, show_progress=False)
 
 
@@ -127,7 +130,7 @@ def test_interrupted_index_build_resumes(noise: Path, runtime: Runtime, tmp_path
     with pytest.raises(InputError, match=r"meta.json is missing.*unfinished build"):
         TrainingIndex.open(tmp_path / "idx")
     monkeypatch.setattr(embedding, "_write_shard", real_write)
-    with pytest.raises(IndexMismatchError, match="unfinished build with different batch_size"):
+    with pytest.raises(SettingsMismatchError, match="holds an unfinished build with different batch_size; resume with"):
         build_index(source, model, tmp_path / "idx", **{**kwargs, "batch_size": 5})
     resumed = build_index(source, model, tmp_path / "idx", **kwargs)
     np.testing.assert_array_equal(resumed.reference, reference.reference)
@@ -137,3 +140,25 @@ def test_interrupted_index_build_resumes(noise: Path, runtime: Runtime, tmp_path
     assert sorted(skipped["path"]) == ["img_0007.png", "notes.txt"]
     with pytest.raises(InputError, match="already holds a built index"):
         build_index(source, model, tmp_path / "idx", **kwargs)
+
+
+def test_any_subset_of_finished_shards_is_kept(noise: Path, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shards are units of work: run some (not consecutive), then the rest; each one once, same bytes."""
+    source = open_source(noise)
+    model = runtime.prepare(tiny_model())
+    full = embed_to_shards(source.records, model, runtime, tmp_path / "full", batch_size=4, shard_size=10, show_progress=False)
+    folder = tmp_path / "part"
+    folder.mkdir()
+    plan = UnitPlan(folder, len(source.records), 10)
+    work = embedding.EmbedShards(source.records, model, runtime, folder, batch_size=4, shard_size=10, show_progress=False)
+    assert run_local(work, plan, units=[plan.units[1], plan.units[3], plan.units[4]]) == [plan.units[1], plan.units[3], plan.units[4]]
+    assert [u.number for u in plan.finished()] == [1, 3, 4]
+    written: list[int] = []
+    real_write = embedding._write_shard
+    monkeypatch.setattr(embedding, "_write_shard", lambda f, n, b: (written.append(n), real_write(f, n, b)))
+    resumed = embed_to_shards(source.records, model, runtime, folder, batch_size=4, shard_size=10, show_progress=False)
+    assert written == [0, 2]
+    for a, b in zip(full.emb_paths(), resumed.emb_paths(), strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    pd.testing.assert_frame_equal(full.ids(), resumed.ids())
+    pd.testing.assert_frame_equal(full.skipped(), resumed.skipped())

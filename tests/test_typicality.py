@@ -13,21 +13,18 @@ from _typicality_data import brute_force, stored_embeddings, tiny_model, write_p
 
 from biasprobe.core.errors import IndexMismatchError, InputError
 from biasprobe.core.hashing import image_id
+from biasprobe.core.records import FormatError
 from biasprobe.data.sources import open_source
 from biasprobe.engine.runtime import Runtime
+from biasprobe.index import IndexMeta, ModelSignature, ScoreSummary
 from biasprobe.index.build import build_index
 from biasprobe.index.embed import embed_records
-from biasprobe.index.faiss_ops import (
-    Searcher,
-    VectorStore,
-    build_faiss_index,
-    choose_factory,
-    default_search_params,
-    exact_knn,
-    rerank,
-)
+from biasprobe.index.faiss_build import build_faiss_index, choose_factory, default_search_params
+from biasprobe.index.reference import K_MAX
 from biasprobe.index.score import score_images
-from biasprobe.index.training_index import K_MAX, TrainingIndex
+from biasprobe.index.search import Searcher, exact_knn, rerank
+from biasprobe.index.store import VectorStore
+from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
 
 
@@ -135,7 +132,15 @@ def test_score_images_table(built: dict, lite0: ProbeModel) -> None:
     stems = [Path(p).stem.replace("_crop", "") for p in crops["path"]]
     firsts = [Path(n[0]).stem.replace("_mirror", "").replace("_copy", "") for n in crops["neighbor_paths"]]
     assert sum(a == b for a, b in zip(stems, firsts, strict=True)) >= 8
-    assert result.summary["in_train"] == 1 and result.summary["k"] == 5 and result.summary["skipped"] == 1
+    summary = result.summary
+    assert summary.in_train == 1 and summary.k == 5 and summary.skipped == 1 and summary.images == len(frame)
+    assert summary.images_root == str(built["test"]) and summary.index.folder == str(index.folder)
+    assert summary.index.signature == index.meta.signature and summary.index.reference == index.meta.reference
+    result.write(built["root"] / "scores.parquet")
+    stored = json.loads((built["root"] / "scores.summary.json").read_text())
+    assert stored["format"] == "biasprobe.scores" and stored["images_root"] == str(built["test"])
+    assert stored["index"]["model"] == "efficientnet_lite0" and stored["index"]["reference"]["k_ref"] == 17
+    assert ScoreSummary.read(built["root"] / "scores.summary.json") == summary
 
 
 def test_bad_k_and_shapes_refused(built: dict) -> None:
@@ -161,6 +166,25 @@ def test_model_mismatch_is_refused_with_what_differs(built: dict, lite0: ProbeMo
     assert "model:" not in str(info.value).split("(", 1)[1]  # only what differs is named
     with pytest.raises(IndexMismatchError):
         score_images(index, open_source(built["test"]), other, show_progress=False)
+
+
+def test_meta_is_a_typed_record(built: dict, lite0: ProbeModel, tmp_path: Path) -> None:
+    index: TrainingIndex = built["index"]
+    meta = IndexMeta.read(index.folder / "meta.json")
+    assert meta == index.meta and IndexMeta.from_json(meta.to_json()) == meta
+    assert meta.signature == ModelSignature.of(lite0) and meta.model == "efficientnet_lite0"
+    assert meta.factory == "Flat" and meta.exact and meta.boxes is None and meta.shards == ("emb_0000.npy", "emb_0001.npy", "emb_0002.npy")
+    assert meta.reference.k_ref == index.k_max == 17 and meta.distinct_images == 18 and meta.weights_source
+    assert index.meta["count"] == 20 and index.meta.get("boxes") is None  # the JSON keys, for dict readers
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(index.folder, copy)
+    old = {k: v for k, v in meta.to_json().items() if k != "format_version"}
+    (copy / "meta.json").write_text(json.dumps({**old, "format": 1}))
+    with pytest.raises(FormatError, match=r"holds an index of format 1 version None; this biasprobe reads "
+                                          r"'biasprobe.index' version 2: rebuild it with 'biasprobe index build'"):
+        TrainingIndex.open(copy)
 
 
 def test_open_missing_or_corrupt(built: dict, tmp_path: Path) -> None:
@@ -244,7 +268,7 @@ def test_ivf_index_through_build(tmp_path: Path) -> None:
 
 
 def test_bf16_screen_finds_the_exact_neighbours(tmp_path: Path) -> None:
-    from biasprobe.index.faiss_ops import bf16_supported
+    from biasprobe.index.search import bf16_supported
 
     rng = np.random.default_rng(3)
     data = rng.standard_normal((5000, 64)).astype(np.float32)

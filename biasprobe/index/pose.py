@@ -21,14 +21,15 @@ from sklearn.neighbors import KernelDensity
 
 from biasprobe.core.errors import InputError
 from biasprobe.data.boxes import Box
+from biasprobe.index.meta import BoxesInfo
 
-__all__ = ["BANDWIDTHS", "FEATURE_COLUMNS", "PoseDensity", "box_features"]
+__all__ = ["BANDWIDTHS", "PoseDensity", "box_features"]
 
 log = logging.getLogger(__name__)
 
-FEATURE_COLUMNS = ("box_cx", "box_cy", "box_log_size")
 BANDWIDTHS = np.logspace(np.log10(0.05), np.log10(2.0), 20)
 MIN_BOXES = 5
+CV_FOLDS = 5
 
 
 def box_features(boxes: Sequence[Box | None]) -> np.ndarray:
@@ -59,7 +60,7 @@ class PoseDensity:
         std = np.where(std > 0, std, 1.0)
         z = (x - mean) / std
         if bandwidth is None:
-            search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": BANDWIDTHS}, cv=KFold(5))
+            search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": BANDWIDTHS}, cv=KFold(CV_FOLDS))
             search.fit(z)
             bandwidth = float(search.best_params_["bandwidth"])
             log.info("box density bandwidth %.4g (5-fold CV over %d training boxes)", bandwidth, len(z))
@@ -86,6 +87,7 @@ class PoseDensity:
         out = (len(ref) - np.searchsorted(ref, dens, side="left")) / len(ref)
         return np.where(np.isfinite(dens), out, np.nan)
 
-    def to_meta(self) -> dict[str, object]:
-        return {"count": self.count, "bandwidth": self.bandwidth, "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "bandwidth_grid": [float(BANDWIDTHS[0]), float(BANDWIDTHS[-1]), len(BANDWIDTHS)], "cv_folds": 5}
+    def info(self) -> BoxesInfo:
+        """What an index's meta.json records about the fit."""
+        return BoxesInfo(self.count, self.bandwidth, tuple(self.mean.tolist()), tuple(self.std.tolist()),
+                         (float(BANDWIDTHS[0]), float(BANDWIDTHS[-1]), len(BANDWIDTHS)), cv_folds=CV_FOLDS)

@@ -4,24 +4,27 @@ boxes, pose atypicality (docs/protocols.md section 4)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from biasprobe.core.errors import InputError
-from biasprobe.core.io import companion, write_json, write_table
+from biasprobe.core.io import companion, write_table
+from biasprobe.core.schemas import BOX_FEATURES, SCORES_TABLE, SKIPPED_TABLE
 from biasprobe.core.skipped import skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource, attach_boxes
 from biasprobe.engine.runtime import Runtime
-from biasprobe.index.embed import embed_records
-from biasprobe.index.pose import FEATURE_COLUMNS, box_features
+from biasprobe.index.embed import embed_records, prepared_model
+from biasprobe.index.pose import box_features
+from biasprobe.index.summaries import IndexSummary, ScoreSummary
+from biasprobe.index.tables import SCORES_WITH_BOXES, conform_table
 from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
 
-__all__ = ["ScoreResult", "score_images"]
+__all__ = ["QUANTILES", "ScoreResult", "score_images"]
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +37,13 @@ class ScoreResult:
 
     frame: pd.DataFrame
     skipped: pd.DataFrame
-    summary: dict[str, object] = field(default_factory=dict)
+    summary: ScoreSummary
 
     def write(self, path: str | Path) -> Path:
         """Write ``FILE.parquet`` with its companions ``.summary.json`` and ``.skipped.parquet``."""
         path = Path(path)
         write_table(self.skipped, companion(path, "skipped"))
-        write_json(self.summary, companion(path, "summary"))
+        self.summary.write(companion(path, "summary"))
         return write_table(self.frame, path)
 
 
@@ -63,19 +66,20 @@ def score_images(
     if boxes is not None:
         source = attach_boxes(source, boxes)
     runtime = runtime or Runtime.create()
-    model = runtime.prepare(model)  # type: ignore[assignment]
+    model = prepared_model(runtime, model)
     batches, emb = embed_records(source.records, model, runtime, batch_size=batch_size, workers=workers, show_progress=show_progress)
     records = [r for b in batches for r in b.records]
     ids = [i for b in batches for i in b.image_ids]
     skipped = skipped_frame([*source.skipped, *(s for b in batches for s in b.skipped)])
+    skipped = conform_table(skipped, SKIPPED_TABLE, what="the skipped inputs")
     if not records:
         first = f" (e.g. {skipped.path.iloc[0]}: {skipped.reason.iloc[0]})" if len(skipped) else ""
         raise InputError(f"none of the {len(source.records)} images in {source.name} could be used{first}")
     dists, rows = index.knn(emb, k=k, image_ids=ids)
     knn_dist = dists.astype(np.float64).mean(axis=1)
     frame = pd.DataFrame({
-        "image_id": pd.Series(ids, dtype=str),
-        "path": pd.Series([r.relative for r in records], dtype=str),
+        "image_id": ids,
+        "path": [r.relative for r in records],
         "label": pd.array([r.label for r in records], dtype="Int64"),
         "label_name": pd.Series([r.label_name for r in records], dtype=object),
         "knn_dist": knn_dist,
@@ -85,31 +89,34 @@ def score_images(
         "neighbor_paths": [list(index.paths[r]) for r in rows],
         "neighbor_dists": [list(map(float, d)) for d in dists],
     })
+    schema = SCORES_TABLE
     has_boxes = any(r.box is not None for r in records)
     if index.pose is not None and has_boxes:
         feats = box_features([r.box for r in records])
-        for i, name in enumerate(FEATURE_COLUMNS):
+        for i, name in enumerate(BOX_FEATURES):
             frame[name] = feats[:, i]
         frame["pose_atypicality"] = index.pose.pose_atypicality(feats)
+        schema = SCORES_WITH_BOXES
     elif has_boxes:
         log.info("boxes given for the images but the index has none: no pose_atypicality")
-    summary = {**_summary(index, frame, skipped, k=k, command=command), "images_root": source.images_root}
+    frame = conform_table(frame, schema, what="the scores")
+    summary = _summary(index, frame, skipped, k=k, command=command, images_root=source.images_root)
     return ScoreResult(frame, skipped, summary)
 
 
-def _summary(index: TrainingIndex, frame: pd.DataFrame, skipped: pd.DataFrame, *, k: int, command: list[str] | None) -> dict[str, object]:
-    meta = index.meta
+def _summary(index: TrainingIndex, frame: pd.DataFrame, skipped: pd.DataFrame, *, k: int, command: list[str] | None,
+             images_root: str) -> ScoreSummary:
     quantiles = frame["knn_dist"].quantile(list(QUANTILES))
-    return {
-        "index": {"folder": str(index.folder), **{key: meta.get(key) for key in ("model", "weights_sha256", "layer", "preprocessing",
-                  "normalisation", "dim", "count", "distinct_images", "factory", "search_params", "reference", "boxes", "versions")}},
-        "k": k,
-        "images": len(frame),
-        "skipped": len(skipped),
-        "in_train": int(frame["in_train"].sum()),
-        "knn_dist_quantiles": {f"{q:g}": float(v) for q, v in quantiles.items()},
-        "atypicality_mean": float(frame["atypicality"].mean()),
-        "pose_atypicality": "pose_atypicality" in frame.columns,
-        "versions": library_versions(),
-        "command": command,
-    }
+    return ScoreSummary(
+        index=IndexSummary.of(str(index.folder), index.meta),
+        k=k,
+        images=len(frame),
+        skipped=len(skipped),
+        in_train=int(frame["in_train"].sum()),
+        knn_dist_quantiles={f"{q:g}": float(v) for q, v in quantiles.items()},
+        atypicality_mean=float(frame["atypicality"].mean()),
+        pose_atypicality="pose_atypicality" in frame.columns,
+        versions=library_versions(),
+        command=tuple(command) if command is not None else None,
+        images_root=images_root,
+    )

@@ -1,165 +1,37 @@
-"""FAISS indexes over embedding shards: choice, build, search, and exact re-ranking.
+"""Candidate search and exact re-ranking over the stored embeddings.
 
-- ``choose_factory(n, dim)``: exact ``Flat`` up to ``FLAT_MAX`` vectors (and while the
-  vectors fit the memory budget), then ``IVF{nlist},Flat`` with ``nlist`` a power of two near
-  ``2 sqrt(n)`` (autofaiss-like; at least 64 vectors per list; on clustered data
-  fewer lists leave a few huge ones that make queries slow), or
-  ``IVF{nlist},PQ{m}`` when the raw vectors do not fit the budget. Distances are always
-  re-ranked exactly from the stored vectors, so compression only costs candidates.
-- ``build_faiss_index(store, factory)``: train on a seeded sample, add shard by shard.
-- ``Searcher``: runs on all GPUs when faiss has them (``faiss.get_num_gpus() > 0``; written
-  but not exercised on CPU-only machines), otherwise on the CPU.
+- ``Searcher``: a FAISS index ready for queries; runs on all GPUs when faiss has them
+  (``faiss.get_num_gpus() > 0``; written but not exercised on CPU-only machines), otherwise on
+  the CPU, where an exact index goes through ``Bf16Screen`` when the CPU has native bf16.
 - ``rerank``: exact square-rooted L2 distances of candidate rows from the memory-mapped
   shards, excluded rows dropped, sorted by (distance, row).
+- ``exact_knn``: exhaustive search over every shard, for queries an approximate index left
+  short of candidates.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import torch
 
-from biasprobe.core.errors import InputError
-from biasprobe.core.io import atomic_write_bytes
+from biasprobe.index.store import VectorStore
 
-__all__ = [
-    "FLAT_MAX",
-    "Bf16Screen",
-    "Searcher",
-    "VectorStore",
-    "bf16_supported",
-    "build_faiss_index",
-    "check_factory",
-    "choose_factory",
-    "default_memory_budget",
-    "default_search_params",
-    "exact_knn",
-    "read_index",
-    "rerank",
-    "write_index",
-]
+__all__ = ["Bf16Screen", "Searcher", "bf16_supported", "exact_knn", "rerank"]
 
 log = logging.getLogger(__name__)
 
-FLAT_MAX = 200_000
 _BLOCK_FLOATS = 1 << 24  # floats per re-ranking block (64 MB)
 
 
-def default_memory_budget() -> int:
-    """Bytes the index may hold in RAM: a quarter of the machine's physical memory."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 4 << 30
-
-
-def _pow2_near(x: float) -> int:
-    return 1 << max(0, round(math.log2(max(x, 1.0))))
-
-
-def choose_factory(n: int, dim: int, *, memory_budget: int | None = None) -> str:
-    """A FAISS factory string for ``n`` vectors of ``dim`` floats within ``memory_budget`` bytes."""
-    budget = default_memory_budget() if memory_budget is None else memory_budget
-    raw = n * dim * 4
-    if n <= FLAT_MAX and raw <= budget:
-        return "Flat"
-    nlist = max(16, min(_pow2_near(2 * math.sqrt(n)), 65536, 1 << int(math.log2(max(n / 64, 1)))))
-    if raw <= budget:
-        return f"IVF{nlist},Flat"
-    divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= 64]
-    fitting = [m for m in divisors if n * (m + 8) <= budget] or [divisors[0]]
-    return f"IVF{nlist},PQ{max(fitting)}"
-
-
-def default_search_params(factory: str) -> str:
-    """FAISS ParameterSpace settings for queries: nprobe = nlist / 128 for IVF (at least 8)."""
-    head = factory.split(",")[0]
-    if head.startswith("IVF"):
-        nlist = int("".join(ch for ch in head[3:] if ch.isdigit()) or 1)
-        return f"nprobe={min(nlist, max(8, nlist // 128))}"
-    if head.startswith("HNSW"):
-        return "efSearch=128"
-    return ""
-
-
-class VectorStore:
-    """Row-aligned float32 shards (``emb_XXXX.npy``) read memory-mapped, as one (N, dim) array."""
-
-    def __init__(self, paths: Sequence[Path]) -> None:
-        arrays = [np.load(p, mmap_mode="r") for p in paths]
-        self.parts = [a for a in arrays if a.shape[0] > 0]
-        dims = {a.shape[1] for a in self.parts}
-        if len(dims) > 1:
-            raise InputError(f"embedding shards disagree on the dimension: {sorted(dims)}")
-        self.dim = dims.pop() if dims else 0
-        sizes = [a.shape[0] for a in self.parts]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.count = int(self.offsets[-1])
-
-    def blocks(self, rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, float32 block) over every stored vector, in order."""
-        for part, offset in zip(self.parts, self.offsets[:-1], strict=True):
-            for lo in range(0, part.shape[0], rows):
-                yield int(offset) + lo, np.array(part[lo : lo + rows], dtype=np.float32)  # a writable copy
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        """The vectors at global row positions ``rows`` (any shape), float32 (..., dim)."""
-        flat = np.asarray(rows, dtype=np.int64).ravel()
-        out = np.empty((flat.size, self.dim), dtype=np.float32)
-        shard = np.searchsorted(self.offsets, flat, side="right") - 1
-        for s in np.unique(shard):
-            mask = shard == s
-            out[mask] = self.parts[s][flat[mask] - self.offsets[s]]
-        return out.reshape((*np.shape(rows), self.dim))
-
-    def sample(self, n: int, *, seed: int) -> np.ndarray:
-        """A seeded sample of ``n`` rows (all rows when there are fewer), sorted."""
-        if n >= self.count:
-            return np.arange(self.count, dtype=np.int64)
-        rng = np.random.default_rng(seed)
-        return np.sort(rng.choice(self.count, size=n, replace=False)).astype(np.int64)
-
-
-def check_factory(factory: str, dim: int) -> None:
-    """Refuse a factory string FAISS cannot build for ``dim`` (before any work is done)."""
-    try:
-        faiss.index_factory(dim, factory, faiss.METRIC_L2)
-    except RuntimeError as exc:
-        raise InputError(f"FAISS cannot build the factory string {factory!r} for dimension {dim}: {str(exc).splitlines()[-1].split(': ')[-1]}") from exc
-
-
-def build_faiss_index(store: VectorStore, factory: str, *, seed: int = 0, train_size: int | None = None) -> faiss.Index:
-    """Train ``factory`` on a seeded sample (64 points per list by default) and add every shard."""
-    check_factory(factory, store.dim)
-    index = faiss.index_factory(store.dim, factory, faiss.METRIC_L2)
-    if not index.is_trained:
-        ivf = faiss.try_extract_index_ivf(index)
-        want = train_size or max(10_000, 64 * (ivf.nlist if ivf is not None else 256))
-        rows = store.sample(want, seed=seed)
-        log.info("training %s on %d vectors", factory, rows.size)
-        if ivf is not None:
-            ivf.cp.seed = seed
-        index.train(store.take(rows))
-    for _first, block in store.blocks():
-        index.add(block)
-    return index
-
-
-def write_index(index: faiss.Index, path: Path) -> None:
-    """Serialise a (CPU) index atomically."""
-    atomic_write_bytes(path, faiss.serialize_index(index).tobytes())
-
-
-def read_index(path: Path) -> faiss.Index:
-    """Read an index written by ``write_index``."""
-    return faiss.read_index(str(path))
+def _set_search_params(space: Any, index: faiss.Index, params: str) -> None:
+    """``space.set_index_parameters(index, "nprobe=8")``; ``space`` is Any because faiss's
+    stub lists that method twice without ``@overload``, so only the int variant type-checks."""
+    space.set_index_parameters(index, params)
 
 
 def bf16_supported() -> bool:
@@ -255,10 +127,10 @@ class Searcher:
             self.index = faiss.index_cpu_to_all_gpus(self.index)
             self.on_gpu = True
             if self.search_params:
-                faiss.GpuParameterSpace().set_index_parameters(self.index, self.search_params)
+                _set_search_params(faiss.GpuParameterSpace(), self.index, self.search_params)
             return
         if self.search_params:
-            faiss.ParameterSpace().set_index_parameters(self.index, self.search_params)
+            _set_search_params(faiss.ParameterSpace(), self.index, self.search_params)
         exact = isinstance(self.index, faiss.IndexFlat) and self.index.metric_type == faiss.METRIC_L2
         if exact and self.store is not None and self.store.count > 0 and bf16_supported():
             self.screen = Bf16Screen(self.store)

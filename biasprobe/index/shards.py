@@ -1,0 +1,168 @@
+"""Embedding shards of an index: the embed stage cut into units of work (``engine.units``).
+
+Shard ``i`` covers source positions ``[i * shard_size, (i + 1) * shard_size)`` and is written as
+row-aligned files under ``shards/``::
+
+    emb_0000.npy         float32 (rows, dim), L2-normalised
+    ids_0000.parquet     core.schemas.IDS_TABLE: image_id, path (as given), file (absolute), label,
+                         label_name, position, box_cx, box_cy, box_log_size (NaN without a box)
+    skipped_0000.parquet path, reason
+
+then marked done (``done/000000.json``). ``EmbedShards`` embeds a run of consecutive shards in
+one pass over the images, batches restarting at every shard, so any subset of finished shards
+is kept by a re-run and the batch and shard boundaries are those of an uninterrupted run
+(docs/protocols.md section 6). ``shards.json`` holds the settings that fix those boundaries; a
+re-run with others is refused. Memory stays flat in the number of images.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from biasprobe.core.io import read_table, save_npy, write_table
+from biasprobe.core.manifest import RunManifest
+from biasprobe.core.schemas import BOX_FEATURES, IDS_TABLE, SKIPPED_TABLE
+from biasprobe.core.skipped import skipped_frame
+from biasprobe.data.sources import ImageRecord
+from biasprobe.engine.runtime import Runtime
+from biasprobe.engine.units import Unit, UnitPlan, consecutive_runs, run_local
+from biasprobe.index.embed import EmbeddedBatch, iter_embedded
+from biasprobe.index.pose import box_features
+from biasprobe.index.tables import conform_table
+from biasprobe.models import ProbeModel
+
+__all__ = ["DEFAULT_SHARD_SIZE", "EmbedShards", "ShardSet", "embed_to_shards", "shard_name"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 4096
+
+
+def shard_name(kind: str, number: int) -> str:
+    """``emb_0003.npy``, ``ids_0003.parquet``, ``skipped_0003.parquet``."""
+    return f"{kind}_{number:04d}.npy" if kind == "emb" else f"{kind}_{number:04d}.parquet"
+
+
+@dataclass(frozen=True)
+class ShardSet:
+    """The finished shards of an embed stage, in order."""
+
+    folder: Path
+    numbers: list[int]
+
+    def emb_paths(self) -> list[Path]:
+        return [self.folder / shard_name("emb", i) for i in self.numbers]
+
+    def ids(self) -> pd.DataFrame:
+        """The id table of every row, row-aligned with the concatenated embeddings."""
+        frames = [read_table(self.folder / shard_name("ids", i)) for i in self.numbers]
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return conform_table(table, IDS_TABLE, what="the embedding shards' ids")
+
+    def skipped(self) -> pd.DataFrame:
+        frames = [read_table(self.folder / shard_name("skipped", i)) for i in self.numbers]
+        table = pd.concat(frames, ignore_index=True) if frames else skipped_frame([])
+        return conform_table(table, SKIPPED_TABLE, what="the embedding shards' skipped inputs")
+
+
+def _ids_frame(records: list[ImageRecord], image_ids: list[str], positions: list[int]) -> pd.DataFrame:
+    boxes = box_features([r.box for r in records])
+    frame = pd.DataFrame({
+        "image_id": image_ids,
+        "path": [r.relative for r in records],
+        "file": [str(Path(r.path).resolve()) for r in records],
+        "label": pd.array([r.label for r in records], dtype="Int64"),
+        "label_name": pd.Series([r.label_name for r in records], dtype=object),
+        "position": np.asarray(positions, dtype=np.int64),
+        **{name: boxes[:, i] for i, name in enumerate(BOX_FEATURES)},
+    })
+    return conform_table(frame, IDS_TABLE, what="a shard's ids")
+
+
+def _write_shard(folder: Path, number: int, batches: list[EmbeddedBatch]) -> None:
+    """Write shard ``number``'s embeddings, skipped inputs and ids (the ids last)."""
+    records = [r for b in batches for r in b.records]
+    arrays = [b.embeddings for b in batches if len(b.records)]
+    emb = np.concatenate(arrays) if arrays else np.zeros((0, 0), np.float32)
+    save_npy(emb.astype(np.float32, copy=False), folder / shard_name("emb", number))
+    skipped = skipped_frame([s for b in batches for s in b.skipped])
+    write_table(conform_table(skipped, SKIPPED_TABLE, what="a shard's skipped inputs"), folder / shard_name("skipped", number))
+    ids = _ids_frame(records, [i for b in batches for i in b.image_ids], [p for b in batches for p in b.positions])
+    write_table(ids, folder / shard_name("ids", number))
+
+
+@dataclass(frozen=True)
+class EmbedShards:
+    """The embed stage as units of work (``engine.units.UnitWork``): one unit = one shard.
+
+    Holds everything a worker needs (the records, the prepared model, the runtime and the
+    settings); ``run`` embeds each run of consecutive units in one pass over their images,
+    writes each shard's files as soon as its last batch is done, then calls ``finished``.
+    """
+
+    records: Sequence[ImageRecord]
+    model: ProbeModel
+    runtime: Runtime
+    folder: Path
+    batch_size: int
+    shard_size: int
+    workers: int | None = None
+    show_progress: bool = True
+
+    def run(self, units: Sequence[Unit], finished: Callable[[Unit], None]) -> None:
+        for run in consecutive_runs(units):
+            self._run_consecutive(run, finished)
+
+    def _run_consecutive(self, units: list[Unit], finished: Callable[[Unit], None]) -> None:
+        waiting = list(units)
+        collected: list[EmbeddedBatch] = []
+        start, stop = units[0].start, units[-1].stop
+        with tqdm(total=stop - start, desc="embed", unit="img", disable=not self.show_progress) as bar:
+            batches = iter_embedded(self.records, self.model, self.runtime, batch_size=self.batch_size, start=start,
+                                    stop=stop, boundaries=self.shard_size, workers=self.workers, progress=bar)
+            for batch in batches:
+                while batch.block > waiting[0].number:  # every batch of the first waiting shard is in
+                    self._finish(waiting.pop(0), collected, finished)
+                collected.append(batch)
+        while waiting:
+            self._finish(waiting.pop(0), collected, finished)
+
+    def _finish(self, unit: Unit, collected: list[EmbeddedBatch], finished: Callable[[Unit], None]) -> None:
+        _write_shard(self.folder, unit.number, collected)
+        collected.clear()
+        finished(unit)
+
+
+def embed_to_shards(
+    records: Sequence[ImageRecord],
+    model: ProbeModel,
+    runtime: Runtime,
+    folder: str | Path,
+    *,
+    batch_size: int = 64,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    workers: int | None = None,
+    show_progress: bool = True,
+) -> ShardSet:
+    """Embed every record into numbered shards in ``folder``, keeping any finished shards."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    layout = {"shard_size": shard_size, "batch_size": batch_size, "records": len(records)}
+    RunManifest.at(folder / "shards.json", layout).claim(
+        what="embedding shards", hint="use the same images and --batch-size to resume, or a new --out folder"
+    )
+    plan = UnitPlan(folder, len(records), shard_size)
+    done = plan.finished()
+    if done:
+        log.info("resuming: %d of %d shards already finished", len(done), len(plan.units))
+    work = EmbedShards(records, model, runtime, folder, batch_size=batch_size, shard_size=shard_size, workers=workers,
+                       show_progress=show_progress)
+    run_local(work, plan)
+    return ShardSet(folder, [u.number for u in plan.units])
