@@ -135,7 +135,7 @@ def test_interrupted_index_build_resumes(noise: Path, runtime: Runtime, tmp_path
     resumed = build_index(source, model, tmp_path / "idx", **kwargs)
     np.testing.assert_array_equal(resumed.reference, reference.reference)
     np.testing.assert_array_equal(resumed.ids, reference.ids)
-    assert resumed.meta["skipped"] == 2  # the broken image and the text file, listed
+    assert resumed.meta.skipped == 2  # the broken image and the text file, listed
     skipped = pd.read_parquet(tmp_path / "idx" / "skipped.parquet")
     assert sorted(skipped["path"]) == ["img_0007.png", "notes.txt"]
     with pytest.raises(InputError, match="already holds a built index"):

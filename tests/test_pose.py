@@ -88,7 +88,7 @@ def test_boxes_through_index_and_score(tmp_path: Path) -> None:
     model = tiny_model()
     index = build_index(open_source(folder, boxes=tmp_path / "boxes.csv"), model, tmp_path / "idx", runtime=runtime,
                         show_progress=False, workers=0)
-    assert index.pose is not None and index.meta["boxes"]["count"] == 30
+    assert index.pose is not None and index.meta.boxes is not None and index.meta.boxes.count == 30
     stored = pd.read_parquet(tmp_path / "idx" / "boxes.parquet")
     assert len(stored) == 30 and {"image_id", "path", "box_cx", "box_cy", "box_log_size"} <= set(stored.columns)
     expected = PoseDensity.fit(stored[["box_cx", "box_cy", "box_log_size"]].to_numpy())

@@ -175,7 +175,7 @@ def test_meta_is_a_typed_record(built: dict, lite0: ProbeModel, tmp_path: Path) 
     assert meta.signature == ModelSignature.of(lite0) and meta.model == "efficientnet_lite0"
     assert meta.factory == "Flat" and meta.exact and meta.boxes is None and meta.shards == ("emb_0000.npy", "emb_0001.npy", "emb_0002.npy")
     assert meta.reference.k_ref == index.k_max == 17 and meta.distinct_images == 18 and meta.weights_source
-    assert index.meta["count"] == 20 and index.meta.get("boxes") is None  # the JSON keys, for dict readers
+    assert index.meta.count == 20 and index.meta.boxes is None
     import shutil
 
     copy = tmp_path / "old"
@@ -259,7 +259,7 @@ def test_ivf_index_through_build(tmp_path: Path) -> None:
     runtime = Runtime.create(threads=2)
     index = build_index(open_source(folder), model, tmp_path / "ivf", runtime=runtime, factory="IVF4,Flat", batch_size=32,
                         shard_size=50, show_progress=False, workers=0)
-    assert index.meta["factory"] == "IVF4,Flat" and index.meta["search_params"] == "nprobe=4"
+    assert index.meta.factory == "IVF4,Flat" and index.meta.search_params == "nprobe=4"
     stored, table = stored_embeddings(index.folder)
     ids = list(table["image_id"])
     bf = brute_force(stored[:30], ids[:30], stored, ids)

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     index = build_index(source, model, args.out, runtime=runtime, batch_size=args.batch_size, shard_size=args.shard_size,
                         factory=args.factory, seed=args.seed, command=["biasprobe", *args.argv])
     meta = index.meta
-    boxes = meta.get("boxes")
-    print(f"index {args.out}: {index.count} images ({meta['distinct_images']} distinct), dim {meta['dim']}, "
-          f"FAISS {meta['factory']}, {meta['skipped']} skipped, k up to {index.k_max}"
-          + (f", box density over {boxes['count']} boxes" if isinstance(boxes, dict) and boxes else ""))
+    boxes = meta.boxes
+    print(f"index {args.out}: {index.count} images ({meta.distinct_images} distinct), dim {meta.dim}, "
+          f"FAISS {meta.factory}, {meta.skipped} skipped, k up to {index.k_max}"
+          + (f", box density over {boxes.count} boxes" if boxes is not None else ""))
     return 0

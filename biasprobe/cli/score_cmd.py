@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import cast
 
 from biasprobe.cli.common import add_data_flags, add_runtime_flags, positive_int
 
@@ -32,17 +31,14 @@ def run(args: argparse.Namespace) -> int:
 
     index = TrainingIndex.open(args.index)
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
-    described = cast("dict[str, object]", index.meta.get("model_describe", {}))
-    recorded_weights = described.get("weights_source")
-    factory = ModelFactory.for_recorded(str(index.meta["model"]), str(recorded_weights) if recorded_weights else None,
-                                        model=args.model, weights=args.weights)
+    factory = ModelFactory.for_recorded(index.meta.model, index.meta.weights_source, model=args.model, weights=args.weights)
     source = source_from_args(args)
     runtime = runtime_from_args(args)
     model = factory.build()
     result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
     result.write(args.out)
     s = result.summary
-    q = cast("dict[str, float]", s["knn_dist_quantiles"])
-    print(f"scored {s['images']} images against {args.index} (k={args.k}): {s['in_train']} in the training set, "
-          f"{s['skipped']} skipped; knn_dist median {q['0.5']:.4f} (min {q['0']:.4f}, max {q['1']:.4f}) -> {args.out}")
+    q = s.knn_dist_quantiles
+    print(f"scored {s.images} images against {args.index} (k={args.k}): {s.in_train} in the training set, "
+          f"{s.skipped} skipped; knn_dist median {q['0.5']:.4f} (min {q['0']:.4f}, max {q['1']:.4f}) -> {args.out}")
     return 0

@@ -1,6 +1,7 @@
 """Every table's columns and dtypes, defined once (docs/architecture.md lists the files).
 
-A schema maps column name -> pandas dtype; ``conform(frame, schema)`` puts a frame in that
+A schema maps column name -> pandas dtype ("str" is pandas' default text dtype; the invariance
+tables use "string", the ``pd.NA`` variant, as they always have); ``conform(frame, schema)`` puts a frame in that
 order with those dtypes (missing columns are an error, not a silent NaN column).
 """
 
@@ -17,6 +18,7 @@ __all__ = [
     "IDS_TABLE",
     "INVARIANCE_TABLE",
     "SCORES_TABLE",
+    "SCORES_WITH_BOXES",
     "SKIPPED_TABLE",
     "TRAINING_BOXES_TABLE",
     "VIEWS_TABLE",
@@ -29,26 +31,29 @@ Schema = Mapping[str, str]
 BOX_FEATURES: tuple[str, str, str] = ("box_cx", "box_cy", "box_log_size")
 """Normalised box centre and log relative size (docs/protocols.md section 4)."""
 
-SKIPPED_TABLE: Schema = {"path": "object", "reason": "object"}
+SKIPPED_TABLE: Schema = {"path": "str", "reason": "str"}
 """``X.skipped.parquet``: one row per input that could not be used."""
 
 IDS_TABLE: Schema = {
-    "image_id": "string", "path": "string", "file": "string", "label": "Int64", "label_name": "object",
+    "image_id": "str", "path": "str", "file": "str", "label": "Int64", "label_name": "object",
     "position": "int64", **dict.fromkeys(BOX_FEATURES, "float64"),
 }  # fmt: skip
 """An index's ``ids.parquet`` (and each shard's ``ids_XXXX.parquet``), row-aligned with the embeddings."""
 
 TRAINING_BOXES_TABLE: Schema = {
-    "image_id": "string", "path": "string", "file": "string", **dict.fromkeys(BOX_FEATURES, "float64"),
+    "image_id": "str", "path": "str", "file": "str", **dict.fromkeys(BOX_FEATURES, "float64"),
 }  # fmt: skip
 """An index's ``boxes.parquet``: the training images' box features."""
 
 SCORES_TABLE: Schema = {
-    "image_id": "string", "path": "string", "label": "Int64", "label_name": "object", "knn_dist": "float64",
+    "image_id": "str", "path": "str", "label": "Int64", "label_name": "object", "knn_dist": "float64",
     "atypicality": "float64", "in_train": "bool", "neighbor_ids": "object", "neighbor_paths": "object",
     "neighbor_dists": "object",
 }  # fmt: skip
 """``biasprobe score``: one row per image; with boxes, ``BOX_FEATURES`` and ``pose_atypicality`` follow."""
+
+SCORES_WITH_BOXES: Schema = {**SCORES_TABLE, **dict.fromkeys(BOX_FEATURES, "float64"), "pose_atypicality": "float64"}
+"""``biasprobe score`` when the images have boxes and the index a box density."""
 
 INVARIANCE_TABLE: Schema = {
     "image_id": "string", "path": "string", "label": "Int64", "protocol": "string", "model": "string",

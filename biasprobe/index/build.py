@@ -28,12 +28,11 @@ import pandas as pd
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import save_npy, write_table
 from biasprobe.core.manifest import RunManifest
-from biasprobe.core.schemas import BOX_FEATURES, SKIPPED_TABLE, TRAINING_BOXES_TABLE
+from biasprobe.core.schemas import BOX_FEATURES, SKIPPED_TABLE, TRAINING_BOXES_TABLE, conform
 from biasprobe.core.skipped import skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource
 from biasprobe.engine.runtime import Runtime
-from biasprobe.index.embed import prepared_model
 from biasprobe.index.faiss_build import (
     build_faiss_index,
     check_factory,
@@ -48,7 +47,6 @@ from biasprobe.index.reference import leave_one_out_reference
 from biasprobe.index.search import Searcher
 from biasprobe.index.shards import DEFAULT_SHARD_SIZE, embed_to_shards
 from biasprobe.index.store import VectorStore
-from biasprobe.index.tables import conform_table
 from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
 
@@ -67,7 +65,7 @@ def _fit_boxes(table: pd.DataFrame, out: Path) -> PoseDensity | None:
     if boxes.empty:
         return None
     pose = PoseDensity.fit(boxes[list(BOX_FEATURES)].to_numpy())
-    write_table(conform_table(boxes, TRAINING_BOXES_TABLE, what="the training boxes"), out / "boxes.parquet")
+    write_table(conform(boxes, TRAINING_BOXES_TABLE, what="the training boxes"), out / "boxes.parquet")
     return pose
 
 
@@ -93,7 +91,7 @@ def build_index(
     """
     out = Path(out)
     runtime = runtime or Runtime.create()
-    model = prepared_model(runtime, model)
+    model = runtime.prepare(model)
     signature = ModelSignature.of(model)
     settings = {"signature": signature.to_json(), "source": source.name, "records": len(source.records),
                 "batch_size": batch_size, "shard_size": shard_size, "factory": factory, "seed": seed}
@@ -109,7 +107,7 @@ def build_index(
                              shard_size=shard_size, workers=workers, show_progress=show_progress)
     table = shards.ids()
     skipped = pd.concat([skipped_frame(source.skipped), shards.skipped()], ignore_index=True)
-    skipped = conform_table(skipped, SKIPPED_TABLE, what="the skipped inputs")
+    skipped = conform(skipped, SKIPPED_TABLE, what="the skipped inputs")
     write_table(skipped, out / "skipped.parquet")
     if table.empty:
         first = f" (e.g. {skipped.path.iloc[0]}: {skipped.reason.iloc[0]})" if len(skipped) else ""

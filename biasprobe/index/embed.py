@@ -27,17 +27,10 @@ from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.stream import Prepared, iter_prepared
 from biasprobe.models import ProbeModel
 
-__all__ = ["EmbeddedBatch", "embed_records", "iter_embedded", "prepared_model"]
+__all__ = ["EmbeddedBatch", "embed_records", "iter_embedded"]
 
 log = logging.getLogger(__name__)
 
-
-def prepared_model(runtime: Runtime, model: ProbeModel) -> ProbeModel:
-    """``runtime.prepare(model)``: the model in eval mode on the runtime's device and memory format."""
-    prepared = runtime.prepare(model)
-    if not isinstance(prepared, ProbeModel):  # pragma: no cover - Module.eval and .to return the module itself
-        raise TypeError(f"Runtime.prepare returned a {type(prepared).__name__}, not the ProbeModel it was given")
-    return prepared
 
 
 @dataclass(frozen=True)

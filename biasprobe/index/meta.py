@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from biasprobe.core.io import to_jsonable
 from biasprobe.core.preprocessing import Preprocessing
-from biasprobe.core.records import FormatError
-from biasprobe.index.keyed import KeyedRecord
+from biasprobe.core.records import FormatError, JsonRecord
 
 if TYPE_CHECKING:
     from biasprobe.models import ProbeModel
@@ -131,7 +130,7 @@ class BoxesInfo:
 
 
 @dataclass(frozen=True)
-class IndexMeta(KeyedRecord):
+class IndexMeta(JsonRecord):
     """Everything ``meta.json`` records about a built index."""
 
     FORMAT: ClassVar[str] = "biasprobe.index"

@@ -12,15 +12,14 @@ import pandas as pd
 
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import companion, write_table
-from biasprobe.core.schemas import BOX_FEATURES, SCORES_TABLE, SKIPPED_TABLE
+from biasprobe.core.schemas import BOX_FEATURES, SCORES_TABLE, SCORES_WITH_BOXES, SKIPPED_TABLE, conform
 from biasprobe.core.skipped import skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource, attach_boxes
 from biasprobe.engine.runtime import Runtime
-from biasprobe.index.embed import embed_records, prepared_model
+from biasprobe.index.embed import embed_records
 from biasprobe.index.pose import box_features
 from biasprobe.index.summaries import IndexSummary, ScoreSummary
-from biasprobe.index.tables import SCORES_WITH_BOXES, conform_table
 from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
 
@@ -66,12 +65,12 @@ def score_images(
     if boxes is not None:
         source = attach_boxes(source, boxes)
     runtime = runtime or Runtime.create()
-    model = prepared_model(runtime, model)
+    model = runtime.prepare(model)
     batches, emb = embed_records(source.records, model, runtime, batch_size=batch_size, workers=workers, show_progress=show_progress)
     records = [r for b in batches for r in b.records]
     ids = [i for b in batches for i in b.image_ids]
     skipped = skipped_frame([*source.skipped, *(s for b in batches for s in b.skipped)])
-    skipped = conform_table(skipped, SKIPPED_TABLE, what="the skipped inputs")
+    skipped = conform(skipped, SKIPPED_TABLE, what="the skipped inputs")
     if not records:
         first = f" (e.g. {skipped.path.iloc[0]}: {skipped.reason.iloc[0]})" if len(skipped) else ""
         raise InputError(f"none of the {len(source.records)} images in {source.name} could be used{first}")
@@ -99,7 +98,7 @@ def score_images(
         schema = SCORES_WITH_BOXES
     elif has_boxes:
         log.info("boxes given for the images but the index has none: no pose_atypicality")
-    frame = conform_table(frame, schema, what="the scores")
+    frame = conform(frame, schema, what="the scores")
     summary = _summary(index, frame, skipped, k=k, command=command, images_root=source.images_root)
     return ScoreResult(frame, skipped, summary)
 

@@ -28,14 +28,13 @@ from tqdm import tqdm
 
 from biasprobe.core.io import read_table, save_npy, write_table
 from biasprobe.core.manifest import RunManifest
-from biasprobe.core.schemas import BOX_FEATURES, IDS_TABLE, SKIPPED_TABLE
+from biasprobe.core.schemas import BOX_FEATURES, IDS_TABLE, SKIPPED_TABLE, conform
 from biasprobe.core.skipped import skipped_frame
 from biasprobe.data.sources import ImageRecord
 from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.units import Unit, UnitPlan, consecutive_runs, run_local
 from biasprobe.index.embed import EmbeddedBatch, iter_embedded
 from biasprobe.index.pose import box_features
-from biasprobe.index.tables import conform_table
 from biasprobe.models import ProbeModel
 
 __all__ = ["DEFAULT_SHARD_SIZE", "EmbedShards", "ShardSet", "embed_to_shards", "shard_name"]
@@ -64,12 +63,12 @@ class ShardSet:
         """The id table of every row, row-aligned with the concatenated embeddings."""
         frames = [read_table(self.folder / shard_name("ids", i)) for i in self.numbers]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        return conform_table(table, IDS_TABLE, what="the embedding shards' ids")
+        return conform(table, IDS_TABLE, what="the embedding shards' ids")
 
     def skipped(self) -> pd.DataFrame:
         frames = [read_table(self.folder / shard_name("skipped", i)) for i in self.numbers]
         table = pd.concat(frames, ignore_index=True) if frames else skipped_frame([])
-        return conform_table(table, SKIPPED_TABLE, what="the embedding shards' skipped inputs")
+        return conform(table, SKIPPED_TABLE, what="the embedding shards' skipped inputs")
 
 
 def _ids_frame(records: list[ImageRecord], image_ids: list[str], positions: list[int]) -> pd.DataFrame:
@@ -83,7 +82,7 @@ def _ids_frame(records: list[ImageRecord], image_ids: list[str], positions: list
         "position": np.asarray(positions, dtype=np.int64),
         **{name: boxes[:, i] for i, name in enumerate(BOX_FEATURES)},
     })
-    return conform_table(frame, IDS_TABLE, what="a shard's ids")
+    return conform(frame, IDS_TABLE, what="a shard's ids")
 
 
 def _write_shard(folder: Path, number: int, batches: list[EmbeddedBatch]) -> None:
@@ -93,7 +92,7 @@ def _write_shard(folder: Path, number: int, batches: list[EmbeddedBatch]) -> Non
     emb = np.concatenate(arrays) if arrays else np.zeros((0, 0), np.float32)
     save_npy(emb.astype(np.float32, copy=False), folder / shard_name("emb", number))
     skipped = skipped_frame([s for b in batches for s in b.skipped])
-    write_table(conform_table(skipped, SKIPPED_TABLE, what="a shard's skipped inputs"), folder / shard_name("skipped", number))
+    write_table(conform(skipped, SKIPPED_TABLE, what="a shard's skipped inputs"), folder / shard_name("skipped", number))
     ids = _ids_frame(records, [i for b in batches for i in b.image_ids], [p for b in batches for p in b.positions])
     write_table(ids, folder / shard_name("ids", number))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from biasprobe.core.io import to_jsonable
-from biasprobe.index.keyed import KeyedRecord
+from biasprobe.core.records import JsonRecord
 from biasprobe.index.meta import BoxesInfo, IndexMeta, ModelSignature, ReferenceInfo
 
 __all__ = ["IndexSummary", "ScoreSummary"]
@@ -61,7 +61,7 @@ class IndexSummary:
 
 
 @dataclass(frozen=True)
-class ScoreSummary(KeyedRecord):
+class ScoreSummary(JsonRecord):
     """``biasprobe score``'s summary of one image set."""
 
     FORMAT: ClassVar[str] = "biasprobe.scores"
