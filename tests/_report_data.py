@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from biasprobe.core.io import companion, write_json, write_table
-from biasprobe.data.sources import bundled_photo_paths
+from biasprobe.data.sources import BUILTIN_PHOTOS, bundled_photo_paths
 
 
 def make_scores(n: int = 200, *, seed: int = 0, boxes: bool = False, paths: list[str] | None = None) -> pd.DataFrame:
@@ -91,8 +91,11 @@ def make_invariance(
 
 def write_stage_files(folder: Path, *, n: int = 60, models: tuple[str, ...] = ("world_vgg",), boxes: bool = False,
                       protocols: tuple[str, ...] = ("crop", "black"), paths: list[str] | None = None,
-                      ) -> tuple[Path, list[Path]]:
-    """Scores and invariance files with companions in ``folder``; paths default to the bundled photos."""
+                      images_root: str = BUILTIN_PHOTOS) -> tuple[Path, list[Path]]:
+    """Scores and invariance files with companions in ``folder``; paths default to the bundled photos.
+
+    The invariance summaries record ``images_root`` at their top level, as every stage summary does.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     photo_paths = paths or [str(p) for p in bundled_photo_paths().values()]
     scores = make_scores(n, boxes=boxes, paths=photo_paths)
@@ -108,6 +111,7 @@ def write_stage_files(folder: Path, *, n: int = 60, models: tuple[str, ...] = ("
         summary = {
             "model": {"model": model, "weights_sha256": "ab" * 32, "layer": "input of fc"},
             "parameters": {"protocols": list(protocols), "seed": 0},
+            "images_root": images_root,
             "versions": {"torch": "2.14.1"},
             "command": ["biasprobe", "invariance", "--model", model],
         }

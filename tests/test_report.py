@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from biasprobe.data.sources import bundled_photo_paths
 from biasprobe.report import write_report
 from biasprobe.report.context import build_context
 from biasprobe.report.inputs import load_inputs
+from biasprobe.report.provenance import input_provenance
 
 EVIL = "<img src=x onerror=alert(1)>.png"
 URL_ATTR = re.compile(r"""(?:src|href|action|poster|srcset)\s*=\s*["']?\s*(?:https?:|//|ftp:)""", re.I)
@@ -151,6 +153,23 @@ def test_cli_report_writes_the_file_and_reports_errors_in_one_line(tmp_path, cap
     code = main(["report", "--scores", str(tmp_path / "nope.parquet"), "--invariance", str(invs[0]), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "table not found" in err
+
+
+def test_images_root_is_read_from_each_summarys_top_level_and_an_explicit_root_wins(tmp_path):
+    """Typed summaries ("format" and "format_version" first) read like plain ones; a root left
+    under "parameters" (where invariance summaries kept it before) is not looked at."""
+    scores, invs = write_stage_files(tmp_path, n=6, models=("a", "b"), protocols=("crop",), images_root="inv/root")
+    write_json({"format": "score_summary", "format_version": 1, "k": 10, "images_root": "score/root"},
+               companion(scores, "summary"))
+    typed = json.loads(companion(invs[0], "summary").read_text())
+    write_json({"format": "invariance_summary", "format_version": 1, **typed}, companion(invs[0], "summary"))
+    write_json({"parameters": {"images_root": "old/place"}, "images": 6}, companion(invs[1], "summary"))
+    assert load_inputs(scores, invs).image_roots() == ("score/root", "inv/root")
+    assert load_inputs(scores, invs, images_root="given").image_roots() == ("given", "score/root", "inv/root")
+    assert load_inputs(None, invs[1:], images_root=None).image_roots() == ()
+    items = dict(input_provenance(load_inputs(scores, invs)))
+    assert items["invariance file a"]["images_root"] == "inv/root"
+    assert items["scores file"]["format"] == "score_summary"
 
 
 def test_galleries_split_few_images_without_repeats(tmp_path):

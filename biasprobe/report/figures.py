@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = [
@@ -34,7 +35,7 @@ def figure_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(width: float, height: float) -> tuple[Figure, object]:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
@@ -97,7 +98,7 @@ def box_size_histogram(train: np.ndarray | None, test: np.ndarray | None) -> str
     """Histograms of log relative box size, training vs test (densities)."""
     fig, ax = _figure(5.2, 3.0)
     values = [v for v in (train, test) if v is not None and len(v)]
-    edges = np.histogram_bin_edges(np.concatenate(values), bins=20)
+    edges = np.histogram_bin_edges(np.concatenate(values), bins=20).tolist()
     for i, (name, v) in enumerate((("training", train), ("test", test))):
         if v is not None and len(v):
             ax.hist(v, bins=edges, density=True, alpha=0.5, color=COLOURS[i], label=f"{name} (n = {len(v)})")
@@ -131,15 +132,18 @@ def shift_curve(views: pd.DataFrame) -> str:
     return figure_uri(fig)
 
 
-def fixes_plot(table: pd.DataFrame) -> str:
-    """P(top-1 change) on the typical and atypical halves per model (bars with CI whiskers)."""
+def fixes_plot(labels: Sequence[str], halves: Mapping[str, np.ndarray]) -> str:
+    """P(top-1 change) on the typical and atypical halves per model (bars with CI whiskers).
+
+    ``halves`` maps 'typical' and 'atypical' to (len(labels), 3) arrays of value, CI low and
+    CI high (NaN where unknown), one row per label.
+    """
     fig, ax = _figure(6.4, 3.2)
-    labels = [f"{m}\n{p}" for m, p in zip(table["model"], table["protocol"], strict=True)]
-    x = np.arange(len(table))
+    x = np.arange(len(labels))
     for i, half in enumerate(("typical", "atypical")):
-        v = table[f"{half}_p_change"].to_numpy(dtype=float)
-        err = np.vstack([v - table[f"{half}_p_change_lo"].to_numpy(dtype=float),
-                         table[f"{half}_p_change_hi"].to_numpy(dtype=float) - v])
+        values = np.asarray(halves[half], dtype=float).reshape(len(labels), 3)
+        v, lo, hi = values[:, 0], values[:, 1], values[:, 2]
+        err = np.vstack([v - lo, hi - v])
         ax.bar(x + (i - 0.5) * 0.38, v, width=0.38, yerr=np.nan_to_num(err), capsize=3,
                color=COLOURS[i], alpha=0.85, label=f"{half} half")
     ax.set_xticks(x, labels, fontsize=8)

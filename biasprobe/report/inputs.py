@@ -1,10 +1,15 @@
 """Read what a report is made from: the scores and invariance tables with their companions,
-the index's meta.json and training boxes, and boxes files. Optional parts may be absent."""
+the index's meta.json and training boxes, and boxes files. Optional parts may be absent.
+
+Stage summaries and meta.json are read as plain JSON objects: the report shows them whole in
+its provenance and looks up only a few keys (``images_root`` and the ones ``_read_invariance``
+and ``ReportInputs.neighbour_roots`` name), so typed records' ``format`` and ``format_version``
+keys, or any other new key, never stop a report."""
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,22 +18,24 @@ import pandas as pd
 
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import companion, read_table
+from biasprobe.core.records import read_json_object
 from biasprobe.data.boxes import read_boxes
 
-__all__ = ["InvarianceInput", "ReportInputs", "boxes_features", "load_inputs", "read_json"]
+__all__ = ["InvarianceInput", "ReportInputs", "boxes_features", "load_inputs", "read_json", "recorded_images_root"]
 
 log = logging.getLogger(__name__)
 
 
 def read_json(path: Path) -> dict:
     """A JSON object, or {} when the file is absent (a clear error when it is broken)."""
-    if not path.is_file():
-        return {}
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read JSON {path}: {exc}") from exc
-    return value if isinstance(value, dict) else {}
+    return read_json_object(path) if path.is_file() else {}
+
+
+def recorded_images_root(summary: Mapping[str, object]) -> str | None:
+    """Where a stage summary's relative image paths start: its top-level ``images_root`` string
+    (``builtin:photos`` for the bundled photos), or None when it recorded none."""
+    root = summary.get("images_root")
+    return root if isinstance(root, str) and root else None
 
 
 def _optional_table(path: Path) -> pd.DataFrame:
@@ -67,16 +74,14 @@ class ReportInputs:
         """All invariance rows, one ``model`` name per file."""
         return pd.concat([inv.table for inv in self.invariance], ignore_index=True)
 
-    def image_roots(self) -> tuple[str | None, ...]:
-        """Where relative image paths are looked up, in order: --images, then a root the stage
-        summaries recorded as "images_root" or "images" (a string; a count is not a root)."""
+    def image_roots(self) -> tuple[str, ...]:
+        """Where relative image paths are looked up, in order: --images, then the root each stage
+        summary recorded (scores first, then the invariance files)."""
         summaries = [self.scores_summary, *(inv.summary for inv in self.invariance)]
-        roots = [self.images_root]
-        roots += [s.get(key) for s in summaries for key in ("images_root", "images")]
-        roots += [(s.get("parameters") or {}).get("images_root") for s in summaries]
-        return tuple(dict.fromkeys(r for r in roots if isinstance(r, str) and r))
+        roots = [self.images_root, *(recorded_images_root(s) for s in summaries)]
+        return tuple(dict.fromkeys(r for r in roots if r))
 
-    def neighbour_roots(self) -> tuple[str | None, ...]:
+    def neighbour_roots(self) -> tuple[str, ...]:
         """Where training images (neighbours) are looked up: the index's images first."""
         index_summary = self.scores_summary.get("index") or {}
         roots = [self.index_meta.get(key) for key in ("images", "source")]

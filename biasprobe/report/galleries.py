@@ -1,0 +1,87 @@
+"""The most and least stable images of one model and protocol as gallery cards: thumbnail,
+nearest training images, and the probability-vs-shift curve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from biasprobe.report import figures
+from biasprobe.report.formatting import fmt
+from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.thumbnails import Thumbnail, thumbnail
+
+__all__ = ["GALLERY_SIZE", "gallery"]
+
+GALLERY_SIZE = 6
+
+Thumbnailer = Callable[[str, bool], Thumbnail]
+
+
+def _cached_thumbnails(inputs: ReportInputs) -> Thumbnailer:
+    cache: dict[tuple[str, bool], Thumbnail] = {}
+    image_roots, neighbour_roots = inputs.image_roots(), inputs.neighbour_roots()
+
+    def get(path: str, neighbour: bool = False) -> Thumbnail:
+        key = (path, neighbour)
+        if key not in cache:
+            cache[key] = thumbnail(path, roots=neighbour_roots if neighbour else image_roots, size=96 if neighbour else 128)
+        return cache[key]
+
+    return get
+
+
+def _card(row: Mapping[str, Any], scores_by_id: Mapping[str, Mapping[str, Any]], views: pd.DataFrame,
+          thumb: Thumbnailer) -> dict[str, object]:
+    score = scores_by_id.get(row["image_id"], {})
+    t = thumb(str(row.get("path", "")), False)
+    neighbours = []
+    paths = score.get("neighbor_paths")
+    dists = score.get("neighbor_dists")
+    if paths is not None:
+        dists = list(dists) if dists is not None else [float("nan")] * len(paths)
+        for p, d in list(zip(paths, dists, strict=False))[:3]:
+            nt = thumb(str(p), True)
+            neighbours.append({"path": str(p), "dist": fmt(d), "uri": nt.uri, "error": nt.error})
+    curve = ""
+    if not views.empty and row["protocol"] != "zhang":  # zhang views are random pairs, not a sequence
+        v = views[(views["image_id"] == row["image_id"]) & (views["protocol"] == row["protocol"])]
+        if len(v) >= 2 and "p_k0" in v.columns and "top1" in v.columns:
+            curve = figures.shift_curve(v)
+    return {
+        "path": str(row.get("path", "")), "image_id": str(row["image_id"]), "uri": t.uri, "error": t.error,
+        "label": "" if pd.isna(row.get("label_name")) else str(row.get("label_name", "")),
+        "top0": "" if pd.isna(row.get("top0_name")) else str(row.get("top0_name", "")),
+        "flips": f"{int(row['flips'])}/{int(row['pairs'])}", "p_change": fmt(row["p_change"]),
+        "prob_range": fmt(row.get("prob_range")), "atypicality": fmt(score.get("atypicality"), 2),
+        "knn_dist": fmt(score.get("knn_dist")), "neighbours": neighbours, "curve": curve,
+        "no_neighbours": "" if paths is not None else (
+            "this image is not in the scores table" if scores_by_id
+            else "no training index for this image set: no neighbours"),
+    }
+
+
+def gallery(inputs: ReportInputs, model: str, protocol: str) -> dict[str, object]:
+    """The ``GALLERY_SIZE`` least and most stable images of ``model`` on ``protocol`` (never one twice)."""
+    inv = next(i for i in inputs.invariance if i.model == model)
+    frame = inv.table[inv.table["protocol"] == protocol].copy()
+    for col in ("prob_range", "mac_top1"):
+        if col not in frame.columns:
+            frame[col] = 0.0
+    scores_by_id: dict[str, Mapping[str, Any]] = {}
+    if inputs.scores is not None:
+        scores_by_id = {str(r["image_id"]): r for r in inputs.scores.drop_duplicates("image_id").to_dict("records")}
+    thumb = _cached_thumbnails(inputs)
+    ranked = frame.sort_values(["p_change", "prob_range", "mac_top1"], ascending=False, kind="stable")
+    size = min(GALLERY_SIZE, len(ranked) // 2) if len(ranked) > 1 else len(ranked)
+    least = ranked.head(size)  # few images: the two galleries split them, never show one twice
+    most = ranked.iloc[len(least):].tail(size).iloc[::-1]
+    views = inv.views if not inv.views.empty else pd.DataFrame()
+    return {
+        "model": model, "protocol": protocol,
+        "least": [_card(r, scores_by_id, views, thumb) for r in least.to_dict("records")],
+        "most": [_card(r, scores_by_id, views, thumb) for r in most.to_dict("records")],
+        "no_views": "" if not views.empty else "no views table beside the invariance file: curves cannot be drawn",
+    }

@@ -1,0 +1,42 @@
+"""The provenance section: where every input came from (the stage summaries and the index's
+meta.json as recorded) and the analysis settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from biasprobe import __version__
+from biasprobe.analysis import N_BOOTSTRAP, N_PERMUTATIONS
+from biasprobe.report.inputs import ReportInputs, recorded_images_root
+
+__all__ = ["analysis_provenance", "input_provenance"]
+
+Item = tuple[str, object]
+
+
+def input_provenance(inputs: ReportInputs) -> list[Item]:
+    """(title, record) per input file: each invariance summary's model, parameters, images,
+    images root, versions and command; the scores summary and the index meta.json whole."""
+    items: list[Item] = []
+    for inv in inputs.invariance:
+        s = inv.summary
+        items.append((f"invariance file {inv.model}", {
+            "file": str(inv.path), "model": s.get("model", {}), "parameters": s.get("parameters", {}),
+            "images": s.get("images"), "images_root": recorded_images_root(s), "versions": s.get("versions", {}),
+            "command": s.get("command"),
+        }))
+    if inputs.scores_path is not None:
+        items.append(("scores file", {"file": str(inputs.scores_path), **inputs.scores_summary}))
+    if inputs.index_meta:
+        items.append(("index meta.json", {"folder": str(inputs.index_path), **inputs.index_meta}))
+    return items
+
+
+def analysis_provenance(*, seed: int, command: list[str] | None) -> Item:
+    """The resampling settings, library versions and the report's own command line."""
+    return ("analysis", {
+        "bootstrap_resamples": N_BOOTSTRAP, "permutations": N_PERMUTATIONS, "seed": seed, "bins": 10,
+        "ci": "percentile 95%", "biasprobe": __version__, "numpy": np.__version__, "pandas": pd.__version__,
+        "report command": command,
+    })
