@@ -19,7 +19,7 @@ def test_stages_chain_through_the_command_line(tmp_path: Path) -> None:
     assert main(["invariance", "--model", "efficientnet_lite0", "--images", "builtin:photos", "--protocol", "crop",
                  "--max-shift", "2", "--limit", "4", "--index", str(index), "--k", "3", "--out", str(inv)]) == 0
     assert json.loads(scores.with_name("s.summary.json").read_text())["images_root"] == "builtin:photos"
-    assert json.loads(inv.with_name("i.summary.json").read_text())["parameters"]["images_root"] == "builtin:photos"
+    assert json.loads(inv.with_name("i.summary.json").read_text())["images_root"] == "builtin:photos"
     assert main(["report", "--scores", str(scores), "--invariance", str(inv), "--index", str(index), "--out", str(html)]) == 0
     page = html.read_text()
     assert "no picture" not in page  # every test image and neighbour thumbnail was found
