@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
     recorded_weights = described.get("weights_source")
     factory = ModelFactory.for_recorded(str(index.meta["model"]), str(recorded_weights) if recorded_weights else None,
                                         model=args.model, weights=args.weights)
-    source = source_from_args(args)
     runtime = runtime_from_args(args)
     model = factory.build()
+    source = source_from_args(args, model)
     result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
     result.write(args.out)
     s = result.summary
