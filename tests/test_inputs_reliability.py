@@ -329,3 +329,25 @@ def test_voc_boxes_without_names_still_attach(tmp_path: Path) -> None:
                    "<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>")  # fmt: skip
     table = read_boxes(xml)
     assert table.lookup("x/a.png") is not None and table.name_of("x/a.png") is None
+
+
+def test_every_test_named_in_reliability_md_exists() -> None:
+    """docs/reliability.md backs each row with tests; a renamed test must not leave a dead row."""
+    import ast
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    named: list[tuple[str, str]] = []
+    for line in (root / "docs" / "reliability.md").read_text().splitlines():
+        current = None
+        for file, test in re.findall(r"`(tests/[\w/]+\.py)?::(\w+)`", line):
+            current = file or current
+            assert current, f"{test} names no file: {line}"
+            named.append((current, test))
+    assert len(named) > 20
+    defined: dict[str, set[str]] = {}
+    for file, test in named:
+        if file not in defined:
+            tree = ast.parse((root / file).read_text())
+            defined[file] = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert test in defined[file], f"docs/reliability.md names {file}::{test}, which does not exist"
