@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
     from biasprobe.index.build import build_index
 
-    source = source_from_args(args)
     runtime = runtime_from_args(args)
     model = model_from_args(args)
+    source = source_from_args(args, model)
     index = build_index(source, model, args.out, runtime=runtime, batch_size=args.batch_size, shard_size=args.shard_size,
                         factory=args.factory, seed=args.seed, command=["biasprobe", *args.argv])
     meta = index.meta

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                                       pairs_per_image=args.pairs_per_image, run_seed=args.seed)  # fmt: skip
     for protocol in protocols:
         protocol.check(params)  # a clear error before any work
-    source = source_from_args(args)
+    source = source_from_args(args, model)
     index = None
     if args.index:
         from biasprobe.index.training_index import TrainingIndex

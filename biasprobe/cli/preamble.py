@@ -17,13 +17,19 @@ if TYPE_CHECKING:
 __all__ = ["model_from_args", "runtime_from_args", "source_from_args"]
 
 
-def source_from_args(args: argparse.Namespace) -> ImageSource:
-    """--images with --classes, --boxes and --limit."""
+def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) -> ImageSource:
+    """--images with --classes, --boxes and --limit; with ``model``, labels are read and checked
+    against its classes (wnid folders get an ImageNet model's indices; data/labels.py)."""
     from biasprobe.data.classes import read_class_map
     from biasprobe.data.sources import open_source
 
+    space = None
+    if model is not None:
+        from biasprobe.models.classes import class_space
+
+        space = class_space(model)
     classes = read_class_map(args.classes) if args.classes else None
-    return open_source(args.images, classes=classes, boxes=args.boxes, limit=args.limit)
+    return open_source(args.images, classes=classes, class_space=space, boxes=args.boxes, limit=args.limit)
 
 
 def runtime_from_args(args: argparse.Namespace) -> Runtime:

@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
     index = TrainingIndex.open(args.index)
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
     factory = ModelFactory.for_recorded(index.meta.model, index.meta.weights_source, model=args.model, weights=args.weights)
-    source = source_from_args(args)
     runtime = runtime_from_args(args)
     model = factory.build()
+    source = source_from_args(args, model)
     result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
     result.write(args.out)
     s = result.summary

@@ -2,13 +2,15 @@
 
 One box per image, the largest; features for the photographer's bias are the normalised
 centre and the log relative size ``log(sqrt(w * h / (W * H)))`` (docs/protocols.md section 4).
+A VOC file also gives the ``<name>`` of the largest box's object (ImageNet: the wnid), which
+``sources.attach_boxes`` can turn into a label.
 """
 
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -49,24 +51,37 @@ class Box:
 
 @dataclass(frozen=True)
 class BoxTable:
-    """Largest box per image, looked up by relative path or by file stem."""
+    """Largest box per image, looked up by relative path or by file stem; ``names``: the VOC
+    object name of each stem's largest box."""
 
     by_path: dict[str, Box]
     by_stem: dict[str, Box]
     source: Path
+    names: dict[str, str] = field(default_factory=dict)
 
     def lookup(self, relative_path: str) -> Box | None:
         key = PurePosixPath(relative_path)
         return self.by_path.get(str(key)) or self.by_stem.get(key.stem)
 
+    def name_of(self, relative_path: str) -> str | None:
+        """The object name of the image's largest VOC box (None for CSV boxes or no box)."""
+        return self.names.get(PurePosixPath(relative_path).stem)
+
+    def example_keys(self, count: int = 2) -> str:
+        """A few of the paths or stems the table holds, for messages."""
+        keys = [*self.by_path, *self.by_stem][:count]
+        return ", ".join(repr(k) for k in keys) if keys else "nothing (no boxes)"
+
     def __len__(self) -> int:
         return len(self.by_path) + len(self.by_stem)
 
 
-def _keep_largest(boxes: dict[str, Box], key: str, box: Box) -> None:
+def _keep_largest(boxes: dict[str, Box], key: str, box: Box) -> bool:
     old = boxes.get(key)
     if old is None or box.area > old.area:
         boxes[key] = box
+        return True
+    return False
 
 
 def _number(element: ET.Element, tag: str) -> float:
@@ -77,7 +92,7 @@ def _number(element: ET.Element, tag: str) -> float:
     return float(text)
 
 
-def _read_voc_file(path: Path, by_stem: dict[str, Box]) -> None:
+def _read_voc_file(path: Path, by_stem: dict[str, Box], names: dict[str, str]) -> None:
     try:
         root = ET.parse(path).getroot()
         filename = root.findtext("filename") or path.stem
@@ -89,7 +104,13 @@ def _read_voc_file(path: Path, by_stem: dict[str, Box]) -> None:
                 continue
             xmin, ymin, xmax, ymax = (_number(bb, t) for t in ("xmin", "ymin", "xmax", "ymax"))
             box = Box(xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1, width, height)
-            _keep_largest(by_stem, PurePosixPath(filename).stem, box)
+            stem = PurePosixPath(filename).stem
+            if _keep_largest(by_stem, stem, box):
+                name = (obj.findtext("name") or "").strip()
+                if name:
+                    names[stem] = name
+                else:
+                    names.pop(stem, None)
     except (ET.ParseError, TypeError, ValueError) as exc:
         raise InputError(f"cannot read Pascal VOC boxes from {path}: {exc}") from exc
 
@@ -125,14 +146,15 @@ def read_boxes(path: str | Path) -> BoxTable:
         raise InputError(f"boxes file or folder not found: {path}")
     by_path: dict[str, Box] = {}
     by_stem: dict[str, Box] = {}
+    names: dict[str, str] = {}
     if path.is_dir():
         files = sorted(path.rglob("*.xml"))
         if not files:
             raise InputError(f"no Pascal VOC .xml files in {path}")
         for file in files:
-            _read_voc_file(file, by_stem)
+            _read_voc_file(file, by_stem, names)
     elif path.suffix.lower() == ".xml":
-        _read_voc_file(path, by_stem)
+        _read_voc_file(path, by_stem, names)
     else:
         by_path = _read_csv(path)
-    return BoxTable(by_path=by_path, by_stem=by_stem, source=path)
+    return BoxTable(by_path=by_path, by_stem=by_stem, source=path, names=names)

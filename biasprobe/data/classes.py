@@ -5,6 +5,10 @@ Accepted formats:
   (ImageNet's ``LOC_synset_mapping.txt``);
 - CSV with a header holding ``folder`` and ``index`` (and optionally ``name``);
 - JSON: ``{"FOLDER": INDEX}``, ``{"FOLDER": [INDEX, NAME]}`` or a list of folder names.
+
+Text files and JSON lists number their classes by position (``positional``); with a model
+whose classes are ImageNet wnids, ``data.labels`` reads a positional file of wnids by wnid
+instead (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -22,9 +26,15 @@ __all__ = ["ClassMap", "read_class_map"]
 
 @dataclass(frozen=True)
 class ClassMap:
-    """Folder name -> (class index, class name)."""
+    """Folder name -> (class index, class name).
+
+    ``positional``: the indices are positions in the file (a text file, a JSON list), not
+    written in it. ``source``: the file, for messages.
+    """
 
     entries: dict[str, tuple[int, str]]
+    positional: bool = False
+    source: str | None = None
 
     def index_of(self, folder: str) -> int | None:
         entry = self.entries.get(folder)
@@ -75,15 +85,18 @@ def read_class_map(path: str | Path) -> ClassMap:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read classes file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"cannot read classes file {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         if path.suffix.lower() == ".json":
-            entries = _from_json(json.loads(text), path)
+            data = json.loads(text)
+            entries, positional = _from_json(data, path), isinstance(data, list)
         elif path.suffix.lower() == ".csv":
-            entries = _from_csv(path)
+            entries, positional = _from_csv(path), False
         else:
-            entries = _from_text(text)
+            entries, positional = _from_text(text), True
     except (ValueError, KeyError) as exc:
         raise InputError(f"cannot parse classes file {path}: {exc}") from exc
     if not entries:
         raise InputError(f"classes file {path} lists no classes")
-    return ClassMap(entries)
+    return ClassMap(entries, positional=positional, source=str(path))

@@ -4,6 +4,10 @@ The rules: EXIF orientation applied, first frame of animations, 16-bit grayscale
 ``value >> 8``, alpha composited on black (``RGB * alpha / 255`` rounded half up), every other
 mode through Pillow's ``convert("RGB")``. Image ids are the first 16 hex digits of the SHA-1 of
 the file's bytes (section 4).
+
+Any failure to read or decode a file is an ``ImageLoadError`` whose message names the file
+(non-UTF-8 bytes of its name written ``\\xNN``, ``names.printable``): only regular files are read,
+at most ``files.max_file_bytes()`` of them, and Pillow's decompression-bomb limit holds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from biasprobe.core.errors import ImageLoadError
 from biasprobe.core.hashing import image_id
+from biasprobe.data.files import read_bounded
+from biasprobe.data.names import printable
 
 __all__ = ["IMAGE_SUFFIXES", "decode_rgb", "load_image"]
 
@@ -64,16 +70,19 @@ def decode_rgb(data: bytes, *, name: str = "<bytes>") -> Image.Image:
             rgb.load()
             return rgb
     except UnidentifiedImageError as exc:
-        raise ImageLoadError(f"cannot decode image {name}: not a recognised image format") from exc
+        raise ImageLoadError(f"cannot decode image {printable(name)}: not a recognised image format") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"cannot decode image {printable(name)}: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageLoadError(f"cannot decode image {name}: {exc}") from exc
+        raise ImageLoadError(f"cannot decode image {printable(name)}: {printable(str(exc))}") from exc
+    except MemoryError as exc:
+        raise ImageLoadError(f"cannot decode image {printable(name)}: out of memory") from exc
+    except Exception as exc:  # Pillow's plugins raise many kinds on malformed files
+        raise ImageLoadError(f"cannot decode image {printable(name)}: {type(exc).__name__}: {printable(str(exc))}") from exc
 
 
 def load_image(path: str | Path) -> tuple[Image.Image, str]:
-    """Read a file, returning its RGB image and its image id."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageLoadError(f"cannot read image {path}: {exc.strerror or exc}") from exc
-    return decode_rgb(data, name=str(path)), image_id(data)
+    """Read a regular file (at most ``max_file_bytes()``), returning its RGB image and its image id."""
+    name = printable(str(path))
+    data = read_bounded(path, name=name)
+    return decode_rgb(data, name=name), image_id(data)

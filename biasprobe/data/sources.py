@@ -5,20 +5,27 @@ ordered list of ``ImageRecord`` plus the inputs it could not use, each with its 
 
 - A folder whose top level holds image files is *flat*: every image below it, no labels.
 - A folder whose top level holds only sub-folders is an *ImageFolder*: each sub-folder is a
-  class. Labels come from ``--classes`` when given; otherwise integer folder names are the
-  label itself and other names are numbered in sorted order (torchvision's ImageFolder).
+  class. Labels follow ``data.labels``: ``--classes`` when given; otherwise integer folder
+  names are the label, ImageNet wnids the model's class for them, and other names are
+  numbered in sorted order (torchvision's ImageFolder) when that can match the model.
 - A ``.csv`` file is a manifest: ``path`` (relative to the CSV's folder), optional ``label``
-  (an integer, or a folder name looked up in ``--classes``), optional box columns.
+  (an integer, a folder name looked up in ``--classes``, or a wnid), optional box columns.
 - ``builtin:photos`` is the nine real photos that ship inside scikit-image, scikit-learn and
   matplotlib (``biasprobe.data.photos``; its names are importable from here too).
+
+Folders are listed safely (``data.files``): hidden and system entries are skipped, only
+regular files become records, symbolic links to folders below the top level are not followed,
+and every entry not used is a ``Skipped`` row (a skipped folder is one row, its path ending in
+``/``). Relative paths are table text (``data.names``): non-UTF-8 bytes written ``\\xNN``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from PIL import Image
@@ -27,15 +34,24 @@ from biasprobe.core.errors import InputError
 from biasprobe.core.skipped import Skipped
 from biasprobe.data.boxes import Box, BoxTable, read_boxes
 from biasprobe.data.classes import ClassMap
+from biasprobe.data.files import file_problem, ignored_reason
+from biasprobe.data.labels import ClassSpace, Labeller
 from biasprobe.data.loading import IMAGE_SUFFIXES, load_image
+from biasprobe.data.names import escape_name, printable
 from biasprobe.data.photos import BUILTIN_PHOTOS, bundled_photo_paths
 
 __all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "attach_boxes", "bundled_photo_paths", "open_source"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One input image: where it is, its label (class index) if known, and its box if known."""
+    """One input image: where it is, its label (class index) if known, and its box if known.
+
+    ``relative`` is the path the tables show: below the folder (non-UTF-8 bytes written
+    ``\\xNN``, ``data.names``), as the manifest wrote it, or the bundled photo's file name.
+    """
 
     path: Path
     relative: str
@@ -47,15 +63,24 @@ class ImageRecord:
         """Decode the image (docs/protocols.md section 1) and return it with its image id."""
         return load_image(self.path)
 
+    @property
+    def file(self) -> str:
+        """The absolute path of the file as table text (``data.names``)."""
+        return escape_name(Path(self.path).resolve())
+
 
 @dataclass
 class ImageSource:
-    """An ordered collection of images and the inputs that were skipped while listing them."""
+    """An ordered collection of images and the inputs that were skipped while listing them.
+
+    ``labels_from`` says in one line how labels were assigned (None without labels).
+    """
 
     name: str
     kind: str
     records: list[ImageRecord]
     skipped: list[Skipped] = field(default_factory=list)
+    labels_from: str | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -85,76 +110,114 @@ class ImageSource:
         return replace(self, records=self.records[:limit])
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+def _is_image(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _walk_files(root: Path) -> Iterator[Path]:
-    """Every file below ``root`` in a stable (sorted) order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(dirpath) / name
+def _not_image(name: str) -> str:
+    suffix = PurePosixPath(name).suffix
+    return f"not an image file (suffix {printable(suffix) or 'none'!r})"
 
 
-def _label_for_folder(folder: str, folders: list[str], classes: ClassMap | None) -> tuple[int | None, str]:
-    if classes is not None:
-        return classes.index_of(folder), classes.entries.get(folder, (None, folder))[1]
-    if all(f.isdigit() for f in folders):
-        return int(folder), folder
-    return sorted(folders).index(folder), folder
+def _scan(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        return sorted(entries, key=lambda e: e.name)
 
 
-def _list_folder(root: Path, classes: ClassMap | None) -> ImageSource:
-    top = sorted(root.iterdir())
-    top_images = [p for p in top if p.is_file() and _is_image(p)]
-    subdirs = [p for p in top if p.is_dir()]
-    records: list[ImageRecord] = []
-    skipped: list[Skipped] = []
-    if top_images or not subdirs:
-        for path in _walk_files(root):
-            rel = path.relative_to(root).as_posix()
-            if _is_image(path):
-                records.append(ImageRecord(path=path, relative=rel))
-            else:
-                skipped.append(Skipped(rel, f"not an image file (suffix {path.suffix or 'none'!r})"))
-        return ImageSource(str(root), "flat", records, skipped)
-    folders = [d.name for d in subdirs]
-    for path in top:
-        if path.is_file():
-            skipped.append(Skipped(path.name, "file beside the class folders of an ImageFolder tree"))
-    for folder in subdirs:
-        label, name = _label_for_folder(folder.name, folders, classes)
-        for path in _walk_files(folder):
-            rel = path.relative_to(root).as_posix()
-            if not _is_image(path):
-                skipped.append(Skipped(rel, f"not an image file (suffix {path.suffix or 'none'!r})"))
-            elif label is None:
-                skipped.append(Skipped(rel, f"class folder {folder.name!r} is not in the classes file"))
-            else:
-                records.append(ImageRecord(path=path, relative=rel, label=label, label_name=name))
-    return ImageSource(str(root), "imagefolder", records, skipped)
-
-
-def _manifest_label(value: object, classes: ClassMap | None) -> tuple[int | None, str | None]:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
-        return None, None
-    text = str(value)
-    if classes is not None and text in classes.entries:
-        index, name = classes.entries[text]
-        return index, name
+def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
-        index = int(float(text))
-    except ValueError as exc:
-        raise InputError(f"label {text!r} is neither an integer nor in the classes file") from exc
-    return index, (classes.names().get(index, text) if classes else text)
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
-def _read_manifest(path: Path, classes: ClassMap | None) -> ImageSource:
+@dataclass
+class _Listing:
+    """What a walk found: usable files (absolute path, relative text) and skipped entries."""
+
+    root: Path
+    files: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def relative(self, path: Path) -> str:
+        return escape_name(path.relative_to(self.root).as_posix())
+
+    def file(self, path: Path, name: str) -> None:
+        """A file entry: usable when it has an image suffix and is a regular file (after links)."""
+        rel = self.relative(path)
+        problem = _not_image(name) if not _is_image(name) else file_problem(path)
+        if problem is None:
+            self.files.append((path, rel))
+        else:
+            self.skipped.append(Skipped(rel, problem))
+
+    def walk(self, folder: Path) -> None:
+        """A folder's files in sorted order, then its sub-folders in sorted order (os.walk's
+        top-down order), skipping hidden and system entries and links to folders."""
+        try:
+            entries = _scan(folder)
+        except OSError as exc:
+            self.skipped.append(Skipped(self.relative(folder) + "/", f"cannot list the folder: {exc.strerror or exc}"))
+            return
+        subdirs: list[Path] = []
+        for entry in entries:
+            path = Path(entry.path)
+            is_dir = _is_dir(entry)
+            reason = ignored_reason(entry.name)
+            if reason is not None:
+                self.skipped.append(Skipped(self.relative(path) + ("/" if is_dir else ""), reason))
+            elif is_dir and entry.is_symlink():
+                self.skipped.append(Skipped(self.relative(path) + "/", "symbolic link to a folder, not followed"))
+            elif is_dir:
+                subdirs.append(path)
+            else:
+                self.file(path, entry.name)
+        for sub in subdirs:
+            self.walk(sub)
+
+
+def _list_folder(root: Path, labeller: Labeller) -> ImageSource:
+    try:
+        top = [e for e in _scan(root) if ignored_reason(e.name) is None]
+    except OSError as exc:
+        raise InputError(f"cannot list {printable(str(root))}: {exc.strerror or exc}") from exc
+    has_images = any(e.is_file() and _is_image(e.name) for e in top)
+    class_dirs = [Path(e.path) for e in top if _is_dir(e)]
+    listing = _Listing(root)
+    if has_images or not class_dirs:
+        listing.walk(root)
+        flat = [ImageRecord(path=path, relative=rel) for path, rel in listing.files]
+        return ImageSource(str(root), "flat", flat, listing.skipped)
+    for entry in _scan(root):
+        path = Path(entry.path)
+        reason = ignored_reason(entry.name)
+        if reason is not None:
+            listing.skipped.append(Skipped(listing.relative(path) + ("/" if _is_dir(entry) else ""), reason))
+        elif not _is_dir(entry):
+            problem = file_problem(path) if not entry.is_file() else None
+            listing.skipped.append(Skipped(listing.relative(path), problem or "file beside the class folders of an ImageFolder tree"))
+    plan = labeller.folder_labels([listing.relative(d) for d in class_dirs])
+    log.log(plan.level, "%s", plan.how)
+    records: list[ImageRecord] = []
+    for folder in class_dirs:
+        name = listing.relative(folder)
+        before = len(listing.files)
+        listing.walk(folder)
+        found, listing.files = listing.files[before:], listing.files[:before]
+        entry_label = plan.labels.get(name)
+        for path, rel in found:
+            if entry_label is None:
+                listing.skipped.append(Skipped(rel, plan.reasons[name]))
+            else:
+                records.append(ImageRecord(path=path, relative=rel, label=entry_label[0], label_name=entry_label[1]))
+    return ImageSource(str(root), "imagefolder", records, listing.skipped, labels_from=plan.how)
+
+
+def _read_manifest(path: Path, labeller: Labeller) -> ImageSource:
     try:
         table = pd.read_csv(path, dtype={"path": str, "label": str}, keep_default_na=False)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read manifest {path}: {exc}") from exc
+        raise InputError(f"cannot read manifest {path}: {printable(str(exc))}") from exc
     if "path" not in table.columns:
         raise InputError(f"manifest {path} needs a 'path' column (and optionally label, xmin, ymin, xmax, ymax)")
     box_cols = ["xmin", "ymin", "xmax", "ymax", "image_width", "image_height"]
@@ -163,10 +226,14 @@ def _read_manifest(path: Path, classes: ClassMap | None) -> ImageSource:
     skipped: list[Skipped] = []
     base = path.parent
     for row in table.to_dict("records"):
-        rel = str(row["path"])
+        rel = printable(str(row["path"]))
         file = Path(rel) if Path(rel).is_absolute() else base / rel
+        problem = file_problem(file) if os.path.lexists(file) else None  # a missing file fails when read
+        if problem is not None:
+            skipped.append(Skipped(rel, problem))
+            continue
         try:
-            label, name = _manifest_label(row.get("label"), classes)
+            label, name = _manifest_label(row.get("label"), labeller)
         except InputError as exc:
             skipped.append(Skipped(rel, str(exc)))
             continue
@@ -174,7 +241,14 @@ def _read_manifest(path: Path, classes: ClassMap | None) -> ImageSource:
         if has_boxes and all(str(row[c]) != "" for c in box_cols):
             box = Box.from_corners(*(float(row[c]) for c in box_cols))
         records.append(ImageRecord(path=file, relative=rel, label=label, label_name=name, box=box))
-    return ImageSource(str(path), "manifest", records, skipped)
+    labels_from = f"labels: the manifest's label column ({path.name})" if "label" in table.columns else None
+    return ImageSource(str(path), "manifest", records, skipped, labels_from=labels_from)
+
+
+def _manifest_label(value: object, labeller: Labeller) -> tuple[int | None, str | None]:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return None, None
+    return labeller.label_of(str(value))
 
 
 def _bundled_source() -> ImageSource:
@@ -184,23 +258,68 @@ def _bundled_source() -> ImageSource:
     return ImageSource(BUILTIN_PHOTOS, "bundled", records)
 
 
-def attach_boxes(source: ImageSource, boxes: str | Path | BoxTable) -> ImageSource:
-    """Give each record without a box the box a boxes file holds for its relative path."""
+def attach_boxes(source: ImageSource, boxes: str | Path | BoxTable, *, labeller: Labeller | None = None) -> ImageSource:
+    """Give each record without a box the box a boxes file holds for it (by relative path,
+    else by file stem); with a ``labeller``, a record without a label gets the one its boxes'
+    Pascal VOC object name gives (ImageNet's validation layout: the name is the wnid).
+
+    Refuses (``InputError``) a boxes file that matches none of the source's images, and logs
+    how many it matched, so pose columns never vanish silently.
+    """
     table = boxes if isinstance(boxes, BoxTable) else read_boxes(boxes)
-    records = [
-        r if r.box is not None else replace(r, box=table.lookup(r.relative)) for r in source.records
-    ]
-    return replace(source, records=records)
+    records: list[ImageRecord] = []
+    matched = labelled = 0
+    unusable: list[str] = []
+    for record in source.records:
+        box = table.lookup(record.relative)
+        if box is not None:
+            matched += 1
+            if record.box is None:
+                record = replace(record, box=box)
+        object_name = table.name_of(record.relative) if labeller is not None else None
+        if labeller is not None and record.label is None and object_name:
+            try:
+                label, label_name = labeller.label_of(object_name)
+            except InputError:
+                unusable.append(object_name)
+            else:
+                record = replace(record, label=label, label_name=label_name)
+                labelled += 1
+        records.append(record)
+    count = len(source.records)
+    if count and not matched:
+        first = source.records[0].relative
+        keys = table.example_keys()
+        raise InputError(
+            f"the boxes in {table.source} match none of the {count} images of {source.name}: a box is found by "
+            f"the image's path below --images (e.g. {first!r}) or its file name without suffix "
+            f"(e.g. {PurePosixPath(first).stem!r}), and the boxes file names e.g. {keys}"
+        )
+    log.info("boxes: %d of %d images have a box in %s%s", matched, count, table.source,
+             f"; {labelled} labelled by their boxes' object names" if labelled else "")  # fmt: skip
+    if unusable:
+        log.warning("boxes: %d images have object names that are not classes (e.g. %r): they keep no label",
+                    len(unusable), unusable[0])  # fmt: skip
+    labels_from = source.labels_from
+    if labelled and labels_from is None:
+        labels_from = f"labels: the object names of the boxes in {table.source}"
+    return replace(source, records=records, labels_from=labels_from)
 
 
 def open_source(
     spec: str | Path,
     *,
     classes: ClassMap | None = None,
+    class_space: ClassSpace | None = None,
     boxes: str | Path | None = None,
     limit: int | None = None,
 ) -> ImageSource:
-    """Open a folder, a CSV manifest or ``builtin:photos`` as an ordered list of images."""
+    """Open a folder, a CSV manifest or ``builtin:photos`` as an ordered list of images.
+
+    ``class_space``: the classes of the model the images are for; labels are then checked
+    against it (``data.labels``) and wnid folders get its indices.
+    """
+    labeller = Labeller.create(classes, class_space)
     if str(spec) == BUILTIN_PHOTOS:
         source = _bundled_source()
     else:
@@ -208,15 +327,16 @@ def open_source(
         if not path.exists():
             raise InputError(f"images not found: {path} (a folder, a .csv manifest or {BUILTIN_PHOTOS})")
         if path.is_dir():
-            source = _list_folder(path, classes)
+            source = _list_folder(path, labeller)
         elif path.suffix.lower() == ".csv":
-            source = _read_manifest(path, classes)
+            source = _read_manifest(path, labeller)
         else:
             raise InputError(f"--images expects a folder, a .csv manifest or {BUILTIN_PHOTOS}, got the file {path}")
-    if boxes is not None:
-        source = attach_boxes(source, boxes)
     source = source.limited(limit)
     if not source.records:
         reasons = f" ({len(source.skipped)} inputs skipped, e.g. {source.skipped[0].path}: {source.skipped[0].reason})" if source.skipped else ""
         raise InputError(f"no images found in {spec}{reasons}")
+    if boxes is not None:
+        source = attach_boxes(source, boxes, labeller=labeller)
+    labeller.check(source.records)
     return source

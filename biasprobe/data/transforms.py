@@ -1,6 +1,11 @@
 """Resizing, cropping and tensor conversion of 8-bit RGB images (docs/protocols.md sections 1, 4).
 
 Every resize is Pillow bilinear on the 8-bit image; every rounding is half up.
+
+A resize that would make an image larger than ``MAX_RESIZED_PIXELS`` (64 megapixels) is refused
+with an ``ImageLoadError`` before any pixel is allocated: a 1 x 20000 strip resized so its
+shorter side is 256 would be 256 x 5,120,000 pixels. The stages skip such an image with the
+reason (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from biasprobe.core.errors import ImageLoadError
 from biasprobe.core.rounding import rnd
 
 __all__ = [
+    "MAX_RESIZED_PIXELS",
     "centre_crop",
     "embed_view",
     "normalise",
@@ -21,6 +28,18 @@ __all__ = [
     "resize_shorter",
     "to_float_array",
 ]
+
+MAX_RESIZED_PIXELS = 64_000_000
+
+
+def _resize(img: Image.Image, size: tuple[int, int], rule: str) -> Image.Image:
+    w, h = size
+    if w * h > MAX_RESIZED_PIXELS:
+        raise ImageLoadError(
+            f"image of {img.size[0]} x {img.size[1]} pixels resized so its {rule} would be {w} x {h} "
+            f"({w * h / 1e6:.1f} megapixels, over the {MAX_RESIZED_PIXELS / 1e6:.0f}-megapixel limit): too elongated to measure"
+        )
+    return img.resize(size, Image.Resampling.BILINEAR)
 
 
 def resize_shorter(img: Image.Image, length: int) -> Image.Image:
@@ -30,7 +49,7 @@ def resize_shorter(img: Image.Image, length: int) -> Image.Image:
         size = (length, rnd(h * length / w))
     else:
         size = (rnd(w * length / h), length)
-    return img.resize(size, Image.Resampling.BILINEAR)
+    return _resize(img, size, f"shorter side is {length}")
 
 
 def resize_longer(img: Image.Image, length: int) -> Image.Image:
@@ -40,7 +59,7 @@ def resize_longer(img: Image.Image, length: int) -> Image.Image:
         size = (length, max(1, rnd(h * length / w)))
     else:
         size = (max(1, rnd(w * length / h)), length)
-    return img.resize(size, Image.Resampling.BILINEAR)
+    return _resize(img, size, f"longer side is {length}")
 
 
 def centre_crop(img: Image.Image, size: int) -> Image.Image:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from biasprobe.core.errors import BiasprobeError
 from biasprobe.core.skipped import Skipped
+from biasprobe.data.names import printable
 from biasprobe.data.sources import ImageRecord
 
 __all__ = ["Prepared", "default_workers", "iter_prepared"]
@@ -55,9 +56,9 @@ class _PreparedDataset(Dataset[_Item]):
             image, image_id = record.load()
             tensor = self.prepare(image, record, image_id)
         except BiasprobeError as exc:
-            return (position, Skipped(record.relative, str(exc)))
+            return (position, Skipped(record.relative, printable(str(exc))))
         except Exception as exc:  # a bad file must not stop a long run; its reason is kept
-            return (position, Skipped(record.relative, f"{type(exc).__name__}: {exc}"))
+            return (position, Skipped(record.relative, printable(f"{type(exc).__name__}: {exc}")))
         return Prepared(position, record, image_id, torch.as_tensor(tensor))
 
 

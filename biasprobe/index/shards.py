@@ -76,7 +76,7 @@ def _ids_frame(records: list[ImageRecord], image_ids: list[str], positions: list
     frame = pd.DataFrame({
         "image_id": image_ids,
         "path": [r.relative for r in records],
-        "file": [str(Path(r.path).resolve()) for r in records],
+        "file": [r.file for r in records],
         "label": pd.array([r.label for r in records], dtype="Int64"),
         "label_name": pd.Series([r.label_name for r in records], dtype=object),
         "position": np.asarray(positions, dtype=np.int64),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +17,7 @@ from biasprobe.core.rounding import rnd
 from biasprobe.models.spec import ModelEntry, ProbeModel, last_linear
 from biasprobe.models.weights import load_into, read_state_dict
 
-__all__ = ["ENTRIES", "FAMILIES", "imagenet_class_names"]
+__all__ = ["ENTRIES", "FAMILIES", "imagenet_class_names", "imagenet_wnids"]
 
 # Nothing is ever downloaded: the Hugging Face hub (timm's weights) stays offline.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -31,6 +32,18 @@ def imagenet_class_names() -> list[str]:
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     return list(_IMAGENET_CATEGORIES)
+
+
+@functools.cache
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k wnids in class-index order (class 0 is n01440764, tench), as the
+    installed timm ships them (``timm.data.ImageNetInfo``)."""
+    from timm.data import ImageNetInfo
+
+    wnids = tuple(ImageNetInfo("imagenet-1k").label_names())
+    if len(wnids) != 1000 or len(set(wnids)) != 1000:
+        raise ModelError(f"timm's ImageNet-1k synset list has {len(set(wnids))} distinct wnids, expected 1000")
+    return wnids
 
 
 def _class_names(num_classes: int) -> list[str]:
