@@ -203,3 +203,78 @@ def test_verdict_on_a_real_effect_names_the_ratio_and_the_control():
     assert text.startswith("world_vgg, protocol crop: Instability is concentrated on atypical images")
     assert "most atypical tenth" in text and "x as often" in text and "Spearman rho" in text
     assert "controlling for confidence" in text and "Within correctly classified" in text
+
+
+def _saturated(n: int = 120, *, seed: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Scores whose atypicality saturates at 1 for 40% of the images (as a real reference does for
+    images farther than every training image), kNN distances all distinct; invariance and views."""
+    scores = make_scores(n, seed=seed, boxes=True)
+    knn = np.random.default_rng(seed).uniform(0.1, 0.7, n)
+    scores["knn_dist"] = knn
+    scores["atypicality"] = np.minimum(1.0, np.round(knn / np.quantile(knn, 0.6), 2))
+    scores["pose_atypicality"] = np.round(scores["pose_atypicality"], 1)  # ties with no distance behind them
+    inv, views = make_invariance(scores, protocols=("black", "crop"), effect=0.5)
+    return scores, inv, views
+
+
+def _shuffled(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    return frame.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def _same(a: object, b: object) -> None:
+    """Equal, NaN equal to NaN (dataclasses, estimates, frames)."""
+    if isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))  # type: ignore[union-attr]
+    elif isinstance(a, pd.Series):
+        pd.testing.assert_series_equal(a, b)  # type: ignore[arg-type]
+    else:
+        np.testing.assert_equal(a, b)
+
+
+def test_every_statistic_is_a_property_of_the_data_not_of_the_row_order():
+    scores, inv, _ = _saturated()
+    assert (scores["atypicality"] == 1).mean() == pytest.approx(0.4, abs=0.02)
+    base = an.analyse(scores, inv)
+    for seed in (1, 2):
+        other = an.analyse(_shuffled(scores, seed), _shuffled(inv, seed + 10))
+        assert [(r.model, r.protocol) for r in other] == [("world_vgg", "crop"), ("world_vgg", "black")]
+        for a, b in zip(base, other, strict=True):
+            for name in ("overall", "spearman", "spearman_correct", "logistic", "pose_spearman"):
+                _same(getattr(a, name), getattr(b, name))
+            for name in ("deciles", "deciles_correct", "halves", "pose_deciles"):
+                _same(getattr(a, name), getattr(b, name))
+        _same(an.protocol_table(inv), an.protocol_table(_shuffled(inv, seed)))
+        _same(an.compare_models(scores, inv), an.compare_models(_shuffled(scores, seed), _shuffled(inv, seed)))
+        _same(an.protocol_figures(scores, inv, "crop"), an.protocol_figures(_shuffled(scores, seed), _shuffled(inv, seed), "crop"))
+        for assign in (an.assign_bins, an.assign_halves):
+            _same(assign(scores).sort_index(), assign(_shuffled(scores, seed)).sort_index())
+
+
+def test_saturated_atypicality_is_ranked_by_knn_dist_and_the_deciles_say_so():
+    scores, inv, _ = _saturated()
+    bins = an.assign_bins(scores)
+    by_knn = scores.sort_values("knn_dist")["image_id"]
+    assert bins[by_knn].tolist() == sorted(bins.tolist())  # the order of knn_dist, ties of atypicality included
+    deciles = an.analyse(scores, inv)[0].deciles
+    top = deciles[deciles["atypicality_min"] == 1.0]
+    assert len(top) >= 3  # deciles that atypicality alone cannot tell apart ...
+    assert (top["knn_dist_min"].to_numpy()[1:] > top["knn_dist_max"].to_numpy()[:-1]).all()  # ... kNN distance does
+    halves = an.assign_halves(scores)
+    assert set(halves[by_knn.head(60)]) == {"typical"} and set(halves[by_knn.tail(60)]) == {"atypical"}
+
+
+def test_ties_without_a_distance_are_broken_by_image_id_and_halves_split_the_ranking():
+    ids = [f"{i:016x}" for i in range(9)]
+    scores = pd.DataFrame({"image_id": ids[::-1], "atypicality": [1.0] * 9})  # all tied, rows in reverse id order
+    assert an.assign_bins(scores, bins=3)[ids].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    halves = an.assign_halves(scores)[ids].tolist()
+    assert halves == ["typical"] * 5 + ["atypical"] * 4  # ceil(n / 2) typical, as '<= median' without ties
+    with_knn = scores.assign(knn_dist=np.arange(1, 10) / 10)  # knn_dist rises with the rows: the reverse id order
+    assert an.assign_bins(with_knn, bins=3)[ids[::-1]].tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_the_protocol_order_is_the_registrys():
+    from biasprobe.invariance.protocols import list_protocols
+
+    assert tuple(p.name for p in list_protocols()) == an.PROTOCOL_ORDER
+    assert an.protocol_order(["zz", "zhang", "aa", "crop"]) == ["crop", "zhang", "aa", "zz"]

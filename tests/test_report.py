@@ -103,7 +103,9 @@ def test_data_strings_are_escaped_including_a_hostile_file_name(tmp_path):
     assert EVIL not in html and "<img src=x" not in html
     escaped = "&lt;img src=x onerror=alert(1)&gt;.png"
     assert f"<title>{escaped}</title>" in html
-    assert f'<div class="path">{escaped}</div>' in html
+    # the card shows the name whole or shortened in the middle, never broken inside; the full name in a title
+    shown = "&lt;img src=x \u2026=alert(1)&gt;.png"
+    assert f'<div class="path" title="{escaped}"><span>{shown}</span><wbr></div>' in html
     assert f'alt="{escaped}"' in html  # the thumbnail loaded from that very file
     assert "data:image/jpeg" in html
 
@@ -184,6 +186,112 @@ def test_galleries_split_few_images_without_repeats(tmp_path):
     p = inv.set_index("image_id")["p_change"]
     assert p[least].min() >= p[most].max()
     assert p[most[0]] <= p[most[1]]  # most stable first
+
+
+def _saturate(scores_path: Path) -> None:
+    """Atypicality 1 for the 40% of images farthest from the training set (kNN distances stay distinct)."""
+    scores = pd.read_parquet(scores_path)
+    knn = scores["knn_dist"].to_numpy()
+    scores["atypicality"] = np.minimum(1.0, np.round(knn / np.quantile(knn, 0.6), 2))
+    write_table(scores, scores_path)
+
+
+def _shuffle_tables(folder: Path, seed: int) -> None:
+    for i, path in enumerate(sorted(folder.glob("*.parquet"))):
+        write_table(pd.read_parquet(path).sample(frac=1, random_state=seed + i).reset_index(drop=True), path)
+
+
+def test_cli_report_is_the_same_whatever_the_order_of_the_rows(tmp_path, capsys):
+    """The same images in two row orders (a folder walked vs a CSV manifest): same deciles, halves,
+    galleries, figures, everything but the file names."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    names = [f"{name}{p.suffix}" for name, p in bundled_photo_paths().items()]
+    scores, invs = write_stage_files(first, n=40, models=("base", "fixed"), protocols=("crop", "black"), boxes=True,
+                                     paths=names)
+    _saturate(scores)
+    shutil.copytree(first, second)
+    _shuffle_tables(second, seed=3)
+    pages = []
+    for folder in (first, second):
+        argv = ["report", "--scores", str(folder / scores.name), "--invariance", *(str(folder / p.name) for p in invs),
+                "--out", str(folder / "report.html")]
+        assert main(argv) == 0
+        pages.append((folder / "report.html").read_text().replace(str(folder), "FOLDER"))
+    capsys.readouterr()
+    assert pd.read_parquet(first / scores.name)["image_id"].tolist() != pd.read_parquet(second / scores.name)["image_id"].tolist()
+    assert pages[0] == pages[1]
+    html = pages[0]
+    assert "kNN distance</th>" in html and "1.000-1.000</td><td>" in html  # saturated deciles told apart by kNN distance
+    assert "ties are broken by the kNN distance" in html
+
+
+def test_cli_report_without_scores_says_why_each_atypicality_section_is_absent(tmp_path, capsys):
+    _, invs = write_stage_files(tmp_path, n=12, models=("a", "b"), protocols=("crop",))
+    out = tmp_path / "r.html"
+    assert main(["report", "--invariance", *map(str, invs), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "No scores table was given (--scores, the output of &#39;biasprobe score&#39;)" in html
+    assert "No scores table (--scores): the typical and atypical halves need atypicality." in html
+    assert "No scores table was given (--scores): duplicates of training images are unknown." in html
+    assert "no typicality scores were given" in html and '<section id="galleries">' in html
+
+
+def test_the_fixes_figure_grows_with_models_and_protocols():
+    import base64
+    import io
+
+    from PIL import Image
+
+    from biasprobe.report import figures
+
+    def height(models: int, protocols: int) -> tuple[int, int]:
+        names = [f"world_vgg (world_vgg-variant-{i})" for i in range(models)]
+        prots = ["crop", "black", "inpaint", "scale", "circular", "zhang", "extra"][:protocols]
+        values = {(m, p): {"typical": (0.1, 0.05, 0.15), "atypical": (0.2, 0.15, 0.25)} for m in names for p in prots}
+        uri = figures.fixes_plot(names, prots, values, flagged=frozenset({(names[0], prots[0])}))
+        with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as img:
+            return img.size
+
+    small, large = height(2, 1), height(8, 7)
+    assert large[1] > 3 * small[1]
+    rows = 3  # 7 protocols, 3 panels a row
+    assert large[1] / (rows * 8) >= 35  # at least 35 pixels per model and panel: labels never overlap
+
+
+def test_report_explains_x0_folds_provenance_and_keeps_file_names_whole(full_report):
+    _, html = full_report
+    assert "x0 is each protocol&#39;s first view (t = 0), not the centre crop" in html
+    assert html.count('<abbr title="x0 = the protocol&#39;s first view') >= 3  # headline, table, every card
+    provenance = html[html.index('<section id="provenance">'):]
+    assert provenance.count('<details class="prov">') == provenance.count("<pre>") == 6  # 3 models, scores, index, analysis
+    assert "<summary><b>index meta.json</b> <span class=\"muted\">index; model world_vgg; weights cafe1234...</span>" \
+        in provenance
+    assert "@media print" in html and "details.prov:not([open]) > :not(summary) { display: none !important; }" in html
+    assert re.search(r'<div class="path" title="[^"]+">(<span>[^<]+</span><wbr>)+</div>', html)
+
+
+def test_path_parts_break_only_between_segments_and_shorten_in_the_middle():
+    from biasprobe.report.formatting import path_parts
+
+    assert path_parts("3/000258.png") == ["3/", "000258.png"]
+    long = path_parts("photos/IMG_20190621_123456_holiday_beach_long.jpeg")
+    assert long == ["photos/", "IMG_201906\u2026beach_long.jpeg"] and len(long[1]) == 26
+    assert path_parts("C:\\data\\a.png") == ["C:\\", "data\\", "a.png"] and path_parts("") == []
+
+
+def test_the_scatter_uses_knn_dist_and_the_report_seed(tmp_path):
+    from biasprobe import analysis as an
+    from biasprobe.report.atypicality import analysis_block
+
+    scores = make_scores(30)
+    inv, _ = make_invariance(scores)
+    joined = an.join_scores(scores, inv)
+    result = an.analyse(scores, inv)[0]
+    a, b, c = (analysis_block(result, joined, seed=s) for s in (0, 0, 1))
+    assert a["scatter_figure"] == b["scatter_figure"] != c["scatter_figure"]
+    assert a["scatter_axis"] == "kNN distance" and a["jitter"] == "0.020"  # 8 pairs: the cap, below a quarter step
+    bare = analysis_block(result, joined.drop(columns=["knn_dist"]), seed=0)
+    assert bare["scatter_axis"].startswith("atypicality")
 
 
 # --- the real browser -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Relating invariance to typicality (docs/protocols.md section 5). Import analysis names from
 here; the modules may move.
 
+- ``order``: the order of images and rows (rankings and resampling depend on the data only);
 - ``join``: invariance rows with the scores table's atypicality joined by image id;
 - ``columns``: columns of the joined table as numpy arrays;
 - ``stats``: bootstrap CIs and permutation p-values (``Estimate``);
@@ -9,14 +10,23 @@ here; the modules may move.
 - ``control``: the logistic accuracy and confidence control;
 - ``protocol``: all of the above for one model and one protocol (``analyse``);
 - ``tables``: tables over every (model, protocol): protocols, fixes, headline figures;
+- ``degenerate``: models whose predictions are (nearly) constant;
 - ``verdict``: the plain-language verdict of one protocol's analysis.
 """
 
 from biasprobe.analysis.bins import assign_bins, assign_halves, decile_table, halves_table
 from biasprobe.analysis.columns import correct_mask
 from biasprobe.analysis.control import LogisticResult, logistic_control
+from biasprobe.analysis.degenerate import (
+    CONSTANT_SHARE,
+    PredictionSpread,
+    constant_predictions,
+    model_warnings,
+    prediction_spread,
+)
 from biasprobe.analysis.groups import NAN_ESTIMATE, GroupStats, group_stats
 from biasprobe.analysis.join import join_scores
+from biasprobe.analysis.order import PROTOCOL_ORDER, protocol_order, rank_order
 from biasprobe.analysis.protocol import ProtocolAnalysis, analyse, analyse_protocol
 from biasprobe.analysis.stats import (
     N_BOOTSTRAP,
@@ -30,8 +40,9 @@ from biasprobe.analysis.tables import compare_models, protocol_figures, protocol
 from biasprobe.analysis.verdict import verdict
 
 __all__ = [
-    "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "Estimate", "GroupStats", "LogisticResult",
-    "ProtocolAnalysis", "analyse", "analyse_protocol", "assign_bins", "assign_halves", "compare_models",
-    "correct_mask", "decile_table", "group_stats", "halves_table", "join_scores", "logistic_control",
-    "mean_estimate", "protocol_figures", "protocol_table", "ratio_estimate", "spearman_estimate", "verdict",
+    "CONSTANT_SHARE", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PROTOCOL_ORDER", "Estimate", "GroupStats",
+    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "analyse", "analyse_protocol", "assign_bins",
+    "assign_halves", "compare_models", "constant_predictions", "correct_mask", "decile_table", "group_stats",
+    "halves_table", "join_scores", "logistic_control", "mean_estimate", "model_warnings", "prediction_spread", "protocol_figures",
+    "protocol_order", "protocol_table", "rank_order", "ratio_estimate", "spearman_estimate", "verdict",
 ]  # fmt: skip

@@ -1,9 +1,13 @@
 """Images grouped by atypicality: equal-count bins (deciles) and halves, and their tables.
 
-- Deciles: equal-count bins of the scored images ranked by atypicality (``pandas.qcut`` on
-  rank); per bin n, P(top-1 change), MAC, accuracy with CIs, and the error and instability
-  ratios ``(1 - acc_bin) / (1 - acc_all)`` and ``P_bin / P_all``.
-- Halves: split at the median atypicality of the scored images (typical: <= median).
+The scored images are ranked by atypicality, ties broken by ``knn_dist`` and then by image id
+(``order.rank_order``), so bins and halves depend on the data alone, not on the rows' order.
+
+- Deciles: equal-count bins of that ranking (``pandas.qcut`` on the rank); per bin n, the
+  range of the ranked column (and of ``knn_dist``), P(top-1 change), MAC, accuracy with CIs,
+  and the error and instability ratios ``(1 - acc_bin) / (1 - acc_all)`` and ``P_bin / P_all``.
+- Halves: the first ceil(n / 2) images of that ranking are typical, the others atypical (the
+  split at the median when no two images tie).
 """
 
 from __future__ import annotations
@@ -13,43 +17,52 @@ import pandas as pd
 
 from biasprobe.analysis.columns import float_values
 from biasprobe.analysis.groups import group_stats
+from biasprobe.analysis.order import TIE_BREAKS, rank_order
 
 __all__ = ["assign_bins", "assign_halves", "decile_table", "halves_table"]
+
+
+def _ranked(scores: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The scored images (one row per image id, ``column`` known) from most typical to most atypical."""
+    keep = ["image_id", column, *(c for c in TIE_BREAKS.get(column, ()) if c in scores.columns)]
+    scored = scores[keep].dropna(subset=[column]).drop_duplicates("image_id")
+    return scored.iloc[rank_order(scored, column)]
 
 
 def assign_bins(scores: pd.DataFrame, *, column: str = "atypicality", bins: int = 10) -> pd.Series:
     """Equal-count bins (1 = most typical) of the scored images ranked by ``column``, by image_id.
 
-    ``pandas.qcut`` on the rank (ties broken by order), so every bin holds n/bins images;
+    ``pandas.qcut`` on the rank of ``order.rank_order`` (ties broken by ``knn_dist`` for
+    atypicality, then by image id), so every bin holds n/bins images whatever the rows' order;
     fewer bins when there are fewer images than ``bins``; empty when fewer than 2 images.
     """
     if column not in scores.columns:
         return pd.Series(dtype="int64", name="bin")
-    scored = scores[["image_id", column]].dropna().drop_duplicates("image_id")
-    k = min(bins, len(scored))
+    ranked = _ranked(scores, column)
+    k = min(bins, len(ranked))
     if k < 2:
         return pd.Series(dtype="int64", name="bin")
-    ranks = scored[column].rank(method="first")
-    labels = pd.qcut(ranks, k, labels=False).astype("int64") + 1
-    return pd.Series(labels.to_numpy(), index=scored["image_id"].astype(str).to_numpy(), name="bin")
+    labels = pd.qcut(np.arange(1, len(ranked) + 1), k, labels=False).astype("int64") + 1
+    return pd.Series(labels, index=ranked["image_id"].astype(str).to_numpy(), name="bin")
 
 
 def assign_halves(scores: pd.DataFrame, *, column: str = "atypicality") -> pd.Series:
-    """'typical' (<= median of the scored images) or 'atypical' (> median), by image_id."""
+    """'typical' (the first ceil(n / 2) of the ranking) or 'atypical' (the rest), by image_id."""
     if column not in scores.columns:
         return pd.Series(dtype="object", name="half")
-    scored = scores[["image_id", column]].dropna().drop_duplicates("image_id")
-    if scored.empty:
+    ranked = _ranked(scores, column)
+    if ranked.empty:
         return pd.Series(dtype="object", name="half")
-    median = float(scored[column].median())
-    halves = np.where(scored[column].to_numpy(dtype=float) <= median, "typical", "atypical")
-    return pd.Series(halves, index=scored["image_id"].astype(str).to_numpy(), name="half")
+    typical = (len(ranked) + 1) // 2
+    halves = np.where(np.arange(len(ranked)) < typical, "typical", "atypical")
+    return pd.Series(halves, index=ranked["image_id"].astype(str).to_numpy(), name="half")
 
 
 def decile_table(
     joined: pd.DataFrame, bins: pd.Series, *, column: str = "atypicality", seed: int = 0
 ) -> pd.DataFrame:
-    """Per bin: n, range of ``column``, P(change), MAC, accuracy (with CIs) and the two ratios."""
+    """Per bin: n, range of ``column`` (and of its tie-breaks, e.g. ``knn_dist``), P(change), MAC,
+    accuracy (with CIs) and the two ratios."""
     if bins.empty or joined.empty:
         return pd.DataFrame()
     frame = joined.assign(bin=joined["image_id"].map(bins)).dropna(subset=["bin"])
@@ -59,7 +72,13 @@ def decile_table(
     rows = []
     for b, group in frame.groupby("bin", sort=True):
         stats = group_stats(group, seed=seed)
-        row = {"bin": int(b), f"{column}_min": float(group[column].min()), f"{column}_max": float(group[column].max())}
+        row: dict[str, float | int] = {"bin": int(b)}
+        for col in (column, *TIE_BREAKS.get(column, ())):
+            if col in group.columns:
+                values = float_values(group[col])
+                values = values[np.isfinite(values)]
+                row[f"{col}_min"] = float(values.min()) if values.size else float("nan")
+                row[f"{col}_max"] = float(values.max()) if values.size else float("nan")
         row.update(stats.to_row())
         p_all, acc_all = overall.p_change.value, overall.accuracy.value
         row["instability_ratio"] = stats.p_change.value / p_all if p_all > 0 else float("nan")

@@ -2,7 +2,8 @@
 
 P(top-1 change) is ``sum(flips) / sum(pairs)`` and MAC the mean of all per-pair changes
 (``mac_top1`` weighted by pairs), both with images resampled; accuracy is the mean of the
-known ``correct0`` values (docs/protocols.md section 5).
+known ``correct0`` values (docs/protocols.md section 5). Rows are put in image-id order
+before resampling, so the CIs do not depend on the order the rows came in.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from biasprobe.analysis.columns import float_values
+from biasprobe.analysis.order import canonical_rows
 from biasprobe.analysis.stats import Estimate, mean_estimate, ratio_estimate
 
 __all__ = ["NAN_ESTIMATE", "GroupStats", "group_stats"]
@@ -43,7 +45,11 @@ class GroupStats:
 
 
 def group_stats(frame: pd.DataFrame, *, seed: int = 0) -> GroupStats:
-    """P(top-1 change) = sum(flips) / sum(pairs), MAC = mean of all per-pair changes, accuracy."""
+    """P(top-1 change) = sum(flips) / sum(pairs), MAC = mean of all per-pair changes, accuracy.
+
+    The bootstrap resamples the rows in image-id order (``order.canonical_rows``).
+    """
+    frame = canonical_rows(frame)
     flips = float_values(frame["flips"]) if len(frame) else np.zeros(0)
     pairs = float_values(frame["pairs"]) if len(frame) else np.zeros(0)
     mac = float_values(frame["mac_top1"]) if len(frame) else np.zeros(0)

@@ -8,6 +8,7 @@ import math
 
 import pandas as pd
 
+from biasprobe.analysis.degenerate import PredictionSpread
 from biasprobe.analysis.protocol import ProtocolAnalysis
 
 __all__ = ["verdict"]
@@ -41,11 +42,15 @@ def _tenths_text(deciles: pd.DataFrame) -> str:
     return f"the most atypical {part} changes its top-1 answer on {100 * hi:.1f}% of shifts, the most typical {part} on none"
 
 
-def verdict(result: ProtocolAnalysis) -> str:
+def verdict(result: ProtocolAnalysis, spread: PredictionSpread | None = None) -> str:
     """A plain-language verdict: is instability concentrated on atypical images, how strongly,
-    how sure, and does it hold after the accuracy and confidence control."""
+    how sure, and does it hold after the accuracy and confidence control. With the protocol's
+    ``spread``, constant predictions are said first."""
     rho = result.spearman
     head = f"{result.model}, protocol {result.protocol}: "
+    if spread is not None and spread.constant:
+        head += (f"WARNING: the predictions are (nearly) constant: {spread.text()}; the figures below say "
+                 "nothing about shift invariance. ")
     if rho is None:
         return head + "no typicality scores were given, so instability cannot be related to atypicality."
     if not math.isfinite(rho.value):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "invariance"
 HELP = "measure top-1 changes under 1-pixel shifts and rescales, per image and protocol"
@@ -39,12 +43,20 @@ def _with_ci(figures: dict, key: str) -> str:
     return f"{figures[key]:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _print_table(protocols: dict) -> None:
-    print(f"{'protocol':<10} {'n':>5} {'P(top-1 change)':>24} {'MAC':>24} {'consistency':>24} {'accuracy':>9}")
+def _print_table(protocols: dict, images: pd.DataFrame, views: pd.DataFrame) -> None:
+    """The summary's figures per protocol, with a flag and a warning line under the table for
+    protocols whose predictions are (nearly) constant (docs/protocols.md section 3.4)."""
+    from biasprobe.analysis import prediction_spread
+
+    spread = {s.protocol: s for s in prediction_spread(images, views)}
+    print(f"{'protocol':<10} {'n':>5} {'P(top-1 change)':>24} {'MAC':>24} {'consistency':>24} {'accuracy':>9}  note")
     for name, s in protocols.items():
         accuracy = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "n/a"
+        note = "CONSTANT PREDICTIONS" if name in spread and spread[name].constant else ""
         print(f"{name:<10} {s['n']:>5} {_with_ci(s, 'p_change'):>24} {_with_ci(s, 'mac'):>24} "
-              f"{_with_ci(s, 'consistency'):>24} {accuracy:>9}")  # fmt: skip
+              f"{_with_ci(s, 'consistency'):>24} {accuracy:>9}  {note}".rstrip())  # fmt: skip
+    for flagged in (s for s in spread.values() if s.constant):
+        print(f"warning: {flagged.warning()}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     result = run_invariance(model, source, out, protocols=[p.name for p in protocols], params=params, runtime=runtime,
                             batch_size=args.batch_size, index=index, k=args.k, seed=args.seed, command=args.argv)  # fmt: skip
-    _print_table(result.summary.protocols)
+    _print_table(result.summary.protocols, result.images, result.views)
     print(f"wrote {out} ({len(result.images)} rows), {companion(out, 'views').name}, "
           f"{companion(out, 'summary').name}, {companion(out, 'skipped').name} ({len(result.skipped)} skipped)")  # fmt: skip
     return 0

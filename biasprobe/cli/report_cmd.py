@@ -10,7 +10,8 @@ DESCRIPTION = HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scores", required=True, metavar="FILE", help="output of 'biasprobe score'")
+    p.add_argument("--scores", metavar="FILE", default=None,
+                   help="output of 'biasprobe score' (without it: an invariance-only report, no atypicality sections)")
     p.add_argument("--invariance", required=True, nargs="+", metavar="FILE",
                    help="output(s) of 'biasprobe invariance', one per model (baseline first) to compare fixes")
     p.add_argument("--index", metavar="DIR", default=None, help="index folder (meta.json and training boxes)")

@@ -18,7 +18,7 @@ __all__ = ["PREFERRED_PROTOCOLS", "AnalysedInputs", "analyse_inputs", "half_row"
 
 log = logging.getLogger(__name__)
 
-PREFERRED_PROTOCOLS = ("crop", "black", "inpaint", "scale", "circular", "zhang")
+PREFERRED_PROTOCOLS = an.PROTOCOL_ORDER
 
 
 def primary_protocol(protocols: list[str]) -> str:
@@ -36,13 +36,22 @@ class AnalysedInputs:
     ``results`` holds one ``ProtocolAnalysis`` per (model, protocol) in table order (its
     ``overall`` is also the protocol table's row, its ``halves`` the fixes table's);
     ``primary`` is the one the headline and the gallery show: the first model on its
-    primary protocol.
+    primary protocol. ``spread`` holds how the top-1 answers spread over the classes per
+    (model, protocol) (``analysis.prediction_spread``: the constant-predictions flag).
     """
 
     inputs: ReportInputs
     joined: pd.DataFrame
     results: tuple[an.ProtocolAnalysis, ...]
     primary: an.ProtocolAnalysis
+    spread: Mapping[tuple[str, str], an.PredictionSpread]
+
+    def spread_of(self, result: an.ProtocolAnalysis) -> an.PredictionSpread | None:
+        return self.spread.get((result.model, result.protocol))
+
+    def warnings(self) -> list[str]:
+        """One line per model whose predictions are constant on some protocol, primary first."""
+        return an.model_warnings(s for r in self.ordered if (s := self.spread_of(r)) is not None)
 
     @property
     def ordered(self) -> tuple[an.ProtocolAnalysis, ...]:
@@ -62,7 +71,8 @@ def analyse_inputs(inputs: ReportInputs, *, seed: int, progress: bool = False) -
     main_model = inputs.invariance[0].model
     main_protocol = primary_protocol(list(dict.fromkeys(joined["protocol"].astype(str))))
     primary = next((r for r in results if r.model == main_model and r.protocol == main_protocol), results[0])
-    return AnalysedInputs(inputs, joined, results, primary)
+    spread = {(s.model, s.protocol): s for inv in inputs.invariance for s in an.prediction_spread(inv.table, inv.views)}
+    return AnalysedInputs(inputs, joined, results, primary, spread)
 
 
 def half_row(result: an.ProtocolAnalysis, half: str) -> Mapping[str, object] | None:

@@ -11,7 +11,7 @@ import logging
 from biasprobe import __version__
 from biasprobe import analysis as an
 from biasprobe.report import atypicality, input_sections, provenance, summary
-from biasprobe.report.analysed import analyse_inputs
+from biasprobe.report.analysed import AnalysedInputs, analyse_inputs
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
 from biasprobe.report.inputs import ReportInputs
@@ -21,22 +21,37 @@ __all__ = ["build_context", "build_supplement"]
 log = logging.getLogger(__name__)
 
 
+NO_SCORES = ("No scores table was given (--scores, the output of 'biasprobe score'): atypicality is unknown, "
+             "so instability cannot be related to it.")
+
+
+def _gallery(analysed: AnalysedInputs) -> dict[str, object]:
+    primary = analysed.primary
+    spread = analysed.spread_of(primary)
+    return gallery(analysed.inputs, primary.model, primary.protocol, warning=spread.warning() if spread else "")
+
+
 def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command: list[str] | None) -> dict:
     """All values of the template, computed from the inputs."""
     analysed = analyse_inputs(inputs, seed=seed, progress=True)
     primary, ordered = analysed.primary, analysed.ordered
+    scored = inputs.scores is not None
     return {
         "title": title or "biasprobe bias report",
         "version": __version__,
-        "headline": summary.headline(primary),
-        "verdicts": [an.verdict(r) for r in ordered],
-        "protocol_rows": summary.protocol_rows(analysed.results),
-        "analyses": [atypicality.analysis_block(r, analysed.joined) for r in ordered] if inputs.scores is not None else [],
-        "no_scores": "" if inputs.scores is not None else "No scores table was given: atypicality is unknown.",
+        "headline": summary.headline(primary, analysed.spread_of(primary)),
+        "warnings": analysed.warnings(),
+        "verdicts": [an.verdict(r, analysed.spread_of(r)) for r in ordered],
+        "protocol_rows": summary.protocol_rows(analysed.results, analysed.spread),
+        "x0_note": summary.X0_NOTE, "x0_hint": summary.X0_HINT,
+        "analyses": [atypicality.analysis_block(r, analysed.joined, seed=seed, spread=analysed.spread_of(r))
+                     for r in ordered] if scored else [],
+        "no_scores": "" if scored else NO_SCORES,
         "boxes": input_sections.boxes(inputs),
-        "gallery": gallery(inputs, primary.model, primary.protocol),
+        "gallery": _gallery(analysed),
         "fixes": fixes(analysed),
-        "duplicates": input_sections.duplicates(inputs.scores),
+        "duplicates": input_sections.duplicates(inputs.scores) if scored else {
+            "why": "No scores table was given (--scores): duplicates of training images are unknown.", "rows": [], "n": 0},
         "skipped": input_sections.skipped(inputs),
         "provenance": [*provenance.input_provenance(inputs), provenance.analysis_provenance(seed=seed, command=command)],
         "supplements": [],
@@ -48,8 +63,9 @@ def build_supplement(inputs: ReportInputs, *, title: str, seed: int) -> dict:
     analysed = analyse_inputs(inputs, seed=seed)
     return {
         "title": title,
-        "protocol_rows": summary.protocol_rows(analysed.results),
-        "gallery": gallery(inputs, analysed.primary.model, analysed.primary.protocol),
+        "protocol_rows": summary.protocol_rows(analysed.results, analysed.spread),
+        "warnings": analysed.warnings(),
+        "gallery": _gallery(analysed),
         "skipped": input_sections.skipped(inputs),
         "provenance": provenance.input_provenance(inputs),
     }

@@ -64,33 +64,59 @@ def decile_plot(
     return figure_uri(fig)
 
 
-def scatter_plot(atypicality: np.ndarray, p_change: np.ndarray, *, seed: int = 0) -> str:
-    """Atypicality vs per-image P(top-1 change), jittered vertically so ties stay visible."""
+def scatter_plot(
+    x: np.ndarray, p_change: np.ndarray, *, seed: int, jitter: float, xlabel: str,
+    saturated_from: float | None = None,
+) -> str:
+    """One dot per image: ``x`` (kNN distance) vs P(top-1 change), jittered vertically by a uniform
+    draw in [-jitter, jitter] (``numpy.random.default_rng(seed)``, in the rows' order) so ties show.
+
+    The axes fit every dot (nothing is clipped); ``saturated_from``, when given, marks the kNN
+    distance from which atypicality is 1.
+    """
     fig, ax = _figure(5.5, 3.2)
     rng = np.random.default_rng(seed)
     y = np.asarray(p_change, dtype=float)
-    jitter = rng.uniform(-0.006, 0.006, y.size)
-    ax.scatter(atypicality, y + jitter, s=9, alpha=0.5, color=COLOURS[0], linewidths=0)
-    ax.set_xlabel("atypicality (0 = most typical, 1 = most atypical)")
+    ax.scatter(x, y + rng.uniform(-jitter, jitter, y.size), s=9, alpha=0.5, color=COLOURS[0], linewidths=0)
+    if saturated_from is not None and np.isfinite(saturated_from):
+        ax.axvline(saturated_from, color=COLOURS[5], linestyle="--", linewidth=1)
+        ax.annotate("atypicality = 1 \u2192", (saturated_from, 1), xycoords=("data", "axes fraction"),
+                    xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=7, color=COLOURS[5])
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("P(top-1 change) per image")
-    ax.set_xlim(0, 1)
+    ax.margins(x=0.03, y=0.04)
     ax.grid(alpha=0.3)
     return figure_uri(fig)
 
 
-def box_centre_heatmap(train: np.ndarray | None, test: np.ndarray | None) -> str:
-    """2-D histograms of normalised box centres (cx, cy), training beside test."""
+HEATMAP_BINS = 24
+
+
+def box_centre_heatmap(train: np.ndarray | None, test: np.ndarray | None, *, bins: int = HEATMAP_BINS) -> str:
+    """Share of boxes per cell of a ``bins`` x ``bins`` grid of normalised box centres (cx, cy),
+    training beside test on the same axes and one colour scale (square-root stretched)."""
+    from matplotlib.colors import PowerNorm
+
     sets = [(name, xy) for name, xy in (("training", train), ("test", test)) if xy is not None and len(xy)]
-    fig = Figure(figsize=(3.3 * len(sets), 3.2), layout="constrained")
-    for i, (name, xy) in enumerate(sets):
-        ax = fig.add_subplot(1, len(sets), i + 1)
-        h = ax.hist2d(xy[:, 0], xy[:, 1], bins=12, range=[[0, 1], [0, 1]], cmap="viridis", density=True)
-        ax.invert_yaxis()
-        ax.set_aspect("equal")
+    shares = [np.histogram2d(xy[:, 0], xy[:, 1], bins=bins, range=[[0, 1], [0, 1]])[0] / len(xy) for _, xy in sets]
+    fig = Figure(figsize=(2.9 * len(sets) + 1.1, 3.3), layout="constrained")
+    axes = fig.subplots(1, len(sets), squeeze=False, sharex=True, sharey=True)[0]
+    norm = PowerNorm(0.5, vmin=0, vmax=max(float(h.max()) for h in shares) or 1)
+    image = None
+    for ax, (name, xy), share in zip(axes, sets, shares, strict=True):
+        image = ax.imshow(share.T, extent=(0, 1, 1, 0), cmap="Blues", norm=norm, interpolation="nearest")
         ax.set_title(f"{name} (n = {len(xy)})", fontsize=9)
-        ax.set_xlabel("centre x")
-        ax.set_ylabel("centre y")
-        fig.colorbar(h[3], ax=ax, shrink=0.8)
+        ax.set_xlabel("centre x (0 = left)")
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+        ax.tick_params(labelsize=7)
+        for spine in ax.spines.values():
+            spine.set_color("#999999")
+    axes[0].set_ylabel("centre y (0 = top)")
+    if image is not None:
+        bar = fig.colorbar(image, ax=list(axes), shrink=0.85)
+        bar.set_label(f"share of boxes per cell ({bins} x {bins} grid)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     return figure_uri(fig)
 
 
@@ -132,22 +158,58 @@ def shift_curve(views: pd.DataFrame) -> str:
     return figure_uri(fig)
 
 
-def fixes_plot(labels: Sequence[str], halves: Mapping[str, np.ndarray]) -> str:
-    """P(top-1 change) on the typical and atypical halves per model (bars with CI whiskers).
+def fixes_plot(
+    models: Sequence[str], protocols: Sequence[str], values: Mapping[tuple[str, str], Mapping[str, Sequence[float]]],
+    *, flagged: frozenset[tuple[str, str]] = frozenset(),
+) -> str:
+    """P(top-1 change) on the typical and atypical halves: one panel per protocol, in each a pair
+    of horizontal bars (with 95% CI whiskers and the value) per model, models in the same order in
+    every panel. The figure grows with the number of models and protocols.
 
-    ``halves`` maps 'typical' and 'atypical' to (len(labels), 3) arrays of value, CI low and
-    CI high (NaN where unknown), one row per label.
+    ``values[(model, protocol)]`` maps 'typical' and 'atypical' to (value, CI low, CI high); a
+    missing pair is shown as 'not measured'; ``flagged`` pairs are marked 'constant predictions'.
     """
-    fig, ax = _figure(6.4, 3.2)
-    x = np.arange(len(labels))
-    for i, half in enumerate(("typical", "atypical")):
-        values = np.asarray(halves[half], dtype=float).reshape(len(labels), 3)
-        v, lo, hi = values[:, 0], values[:, 1], values[:, 2]
-        err = np.vstack([v - lo, hi - v])
-        ax.bar(x + (i - 0.5) * 0.38, v, width=0.38, yerr=np.nan_to_num(err), capsize=3,
-               color=COLOURS[i], alpha=0.85, label=f"{half} half")
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylabel("P(top-1 change)")
-    ax.legend(fontsize=8, frameon=False)
-    ax.grid(alpha=0.3, axis="y")
+    import textwrap
+
+    ncols = min(3, len(protocols))
+    nrows = -(-len(protocols) // ncols)
+    fig = Figure(figsize=(3.6 * ncols + 1.6, nrows * (0.7 + 0.42 * len(models)) + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    y = np.arange(len(models))
+    labels = [textwrap.fill(m, 24, break_on_hyphens=False, break_long_words=False) for m in models]
+    for k, protocol in enumerate(protocols):
+        ax = axes[k // ncols][k % ncols]
+        top = 0.0
+        for i, half in enumerate(("typical", "atypical")):
+            rows = [values.get((m, protocol), {}).get(half, (np.nan,) * 3) for m in models]
+            v, lo, hi = (np.asarray(col, dtype=float) for col in zip(*rows, strict=True))
+            err = np.nan_to_num(np.vstack([v - lo, hi - v]))
+            ax.barh(y + (i - 0.5) * 0.4, v, height=0.4, xerr=err, capsize=2, color=COLOURS[i], alpha=0.85,
+                    error_kw={"linewidth": 0.8}, label=f"{half} half")
+            ends = np.fmax(v, hi)
+            top = max(top, float(np.nanmax(ends)) if np.isfinite(ends).any() else 0.0)
+            for yy, value, end in zip(y + (i - 0.5) * 0.4, v, ends, strict=True):
+                if np.isfinite(value):
+                    ax.annotate(f"{value:.3f}", (end if np.isfinite(end) else value, yy), xytext=(2, 0),
+                                textcoords="offset points", va="center", fontsize=7)
+        for j, m in enumerate(models):
+            if (m, protocol) not in values:
+                ax.annotate("not measured", (0, j), xytext=(3, 0), textcoords="offset points", va="center",
+                            fontsize=7, color=COLOURS[5])
+            elif (m, protocol) in flagged:
+                ax.annotate("constant predictions", (0.99, j), xycoords=("axes fraction", "data"), ha="right",
+                            va="center", fontsize=7, color=COLOURS[1], fontweight="bold",
+                            bbox={"facecolor": "white", "edgecolor": COLOURS[1], "alpha": 0.85, "pad": 1.5})
+        ax.set_ylim(len(models) - 0.5, -0.5)  # the first model on top
+        ax.set_xlim(0, max(top * 1.3, 0.01))
+        ax.set_title(protocol, fontsize=10)
+        ax.set_yticks(y, labels, fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(alpha=0.3, axis="x")
+        if k // ncols == nrows - 1 or k + ncols >= len(protocols):
+            ax.set_xlabel("P(top-1 change)", fontsize=9)
+    for k in range(len(protocols), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncol=2, fontsize=9, frameon=False)
     return figure_uri(fig)

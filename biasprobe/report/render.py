@@ -13,6 +13,7 @@ import jinja2
 from biasprobe.core.io import atomic_write_bytes, to_jsonable
 from biasprobe.report.context import build_context, build_supplement
 from biasprobe.report.inputs import load_inputs
+from biasprobe.report.provenance import summary_line
 
 __all__ = ["Supplement", "render_html", "write_report"]
 
@@ -53,6 +54,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["pretty"] = _pretty
+    env.filters["summary_line"] = summary_line
     return env
 
 
@@ -107,6 +109,7 @@ def write_report(
         block = build_supplement(sup_inputs, title=sup.title, seed=seed)
         context["supplements"].append(block)
         context["skipped"] = [*context["skipped"], *block["skipped"]]
+        context["warnings"] = [*context["warnings"], *block["warnings"]]
         context["provenance"] = [*context["provenance"], *block["provenance"]]
     html = render_html(context)
     out = Path(out)
