@@ -14,6 +14,7 @@ from pathlib import Path
 
 from biasprobe.core.errors import BiasprobeError
 from biasprobe.data.loading import load_image
+from biasprobe.data.names import fs_path
 from biasprobe.data.sources import BUILTIN_PHOTOS, bundled_photo_paths
 
 __all__ = ["Thumbnail", "resolve_image", "thumbnail"]
@@ -32,9 +33,10 @@ class Thumbnail:
 def resolve_image(path: str, roots: tuple[str | Path | None, ...] = ()) -> Path | None:
     """The first existing file among ``path`` as given and ``path`` below each root.
 
-    A root of ``builtin:photos`` maps names such as ``coffee.png`` to the bundled photos.
+    ``path`` is table text (``data.names``: non-UTF-8 bytes of a name escaped); a root of
+    ``builtin:photos`` maps names such as ``coffee.png`` to the bundled photos.
     """
-    candidate = Path(path)
+    candidate = fs_path("", path)
     if candidate.is_absolute():
         return candidate if candidate.is_file() else None
     for root in roots:
