@@ -401,8 +401,8 @@ def test_a_text_file_as_weights_is_called_a_text_file(tmp_path: Path) -> None:
     (tmp_path / "notes.pt").write_text("epoch 3: loss 0.12\n")
     line = _one_line(_cli("invariance", "--model", "efficientnet_lite0", "--weights", tmp_path / "notes.pt",
                           "--images", "builtin:photos", "--protocol", "crop", "--out", tmp_path / "x.parquet"))
-    assert line == (f"biasprobe: error: weights {tmp_path / 'notes.pt'} is a text file (it starts with 'epoch 3: loss "
-                    "0.12'), not a PyTorch weights file (a state_dict saved with torch.save)")
+    assert line == (f"biasprobe: error: cannot read weights {tmp_path / 'notes.pt'}: it is a text file beginning 'epoch 3: "
+                    "loss 0.12', not a PyTorch weights file (a state_dict saved with torch.save)")
 
 
 def _bad_weights(kind: str, path: Path) -> str:
@@ -429,7 +429,7 @@ def _bad_weights(kind: str, path: Path) -> str:
 def test_unreadable_weights_say_what_the_file_is(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "w.pt"
     expected = _bad_weights(kind, path)
-    with pytest.raises(ModelError, match=rf"^weights {re.escape(str(path))} {expected}"):
+    with pytest.raises(ModelError, match=rf"^cannot read weights {re.escape(str(path))}: it {expected}"):
         read_state_dict(path)
 
 

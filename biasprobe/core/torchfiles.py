@@ -28,7 +28,7 @@ def load_problem(
     what: str = "a PyTorch weights file (a state_dict saved with torch.save)",
     hint: str = "save the state_dict alone with torch.save(model.state_dict(), FILE)",
 ) -> str:
-    """Why ``path`` could not be loaded, e.g. 'is a text file, not a PyTorch weights file ...';
+    """Why ``path`` could not be loaded, to follow 'it': e.g. 'is a text file beginning ...';
     ``what`` names the kind of file expected and ``hint`` how to make one."""
     try:
         with open(path, "rb") as handle:
@@ -48,5 +48,5 @@ def load_problem(
         return f"is a Python pickle, not {what}; {hint}"
     if _looks_like_text(head):
         first = head.decode("utf-8").strip().splitlines()[0][:40] if head.strip() else ""
-        return f"is a text file (it starts with {first!r}), not {what}"
+        return f"is a text file beginning {first!r}, not {what}"
     return f"is not {what} (its first bytes are {head[:8].hex(' ')})"

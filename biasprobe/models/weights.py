@@ -18,7 +18,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files: say what the file is instead
-        raise ModelError(f"weights {path} {load_problem(path, exc)}") from exc
+        raise ModelError(f"cannot read weights {path}: it {load_problem(path, exc)}") from exc
     if isinstance(data, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(data.get(key), dict):

@@ -32,7 +32,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, obje
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files: say what the file is instead
         problem = load_problem(path, exc, what="a world checkpoint", hint="write one with 'biasprobe train'")
-        raise ModelError(f"checkpoint {path} {problem}") from exc
+        raise ModelError(f"cannot read checkpoint {path}: it {problem}") from exc
     if not isinstance(data, dict) or "state_dict" not in data or "config" not in data:
         raise ModelError(f"{path} is not a biasprobe world checkpoint (expected state_dict and config)")
     return data["state_dict"], json.loads(data["config"])
