@@ -4,19 +4,25 @@ trusted again (docs/reliability-state.md).
 An index's ``meta.json`` holds one ``FileDigest`` per file of the index, and a unit's done marker
 one per file of the unit. ``problem`` says, in a few words, why a file no longer matches its
 digest (missing, another size, other bytes); ``read_verified`` returns a file's bytes only when
-they match, so what is parsed is what was checked. SHA-256 runs at about 1.7 GB/s on one core
-of a CPU with SHA extensions, so a size check is free and a digest check costs one read.
+they match, so what is parsed is what was checked. SHA-256 runs at about 1.5 GB/s per core
+(from the page cache, on a CPU with SHA extensions), so a size check is free, a digest check
+costs one read, and ``in_parallel`` checks several files at once.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["FileDigest", "digests_from_json", "digests_to_json", "problem", "read_verified"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+__all__ = ["FileDigest", "digests_from_json", "digests_to_json", "in_parallel", "problem", "read_verified"]
 
 _BLOCK = 1 << 22  # 4 MiB per read
 _CHANGED = "has changed since it was written (other bytes of the same size: damaged, or swapped with another file)"
@@ -105,3 +111,14 @@ def read_verified(path: str | Path, expected: FileDigest) -> tuple[bytes | None,
     if FileDigest.of_bytes(data) != expected:
         return None, _CHANGED
     return data, None
+
+
+def in_parallel(check: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[check(i) for i in items]``, several files at a time: hashlib releases the GIL while it
+    hashes, so N threads hash N files at once (up to 8, or the CPUs there are). The first
+    exception, in ``items`` order, is raised."""
+    workers = min(8, os.cpu_count() or 1, len(items))
+    if workers <= 1:
+        return [check(i) for i in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="biasprobe-digest") as pool:
+        return list(pool.map(check, items))

@@ -13,7 +13,7 @@ A unit's done marker records the size and SHA-256 of every file the unit wrote
 of those files still matches: a unit whose files were deleted, truncated, edited or swapped
 with another unit's is run again (and a warning names the file), so damaged work is redone,
 never trusted (docs/reliability-state.md). Checking costs one read of the finished files when a
-run resumes.
+run resumes, several units at a time.
 
 A runner executes units: ``run_local`` is the single-process loop. A remote worker needs
 only what a ``UnitWork`` holds (picklable settings and a model factory), the units to run,
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from biasprobe.core.digests import FileDigest, digests_from_json, digests_to_json, problem
+from biasprobe.core.digests import FileDigest, digests_from_json, digests_to_json, in_parallel, problem
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import write_json
 
@@ -128,8 +128,8 @@ class UnitPlan:
         """The units (of ``units``, default all) still to run; a unit whose marker is there but
         whose files changed is one of them, and a warning says which file."""
         todo = []
-        for unit in self.units if units is None else units:
-            why = self.problem(unit)
+        candidates = self.units if units is None else list(units)
+        for unit, why in zip(candidates, in_parallel(self.problem, candidates), strict=True):
             if why is None:
                 continue
             if warn and why != "not finished":

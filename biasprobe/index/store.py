@@ -2,16 +2,18 @@
 
 Given a ``check`` (``TrainingIndex`` passes its ``IndexFiles.verify``), each shard is checked
 against the digest recorded at build time once, before its first vectors are read: opening
-an index costs no hashing of the shards, and a query pays only for the shards it reads.
+an index costs no hashing of the shards, a read pays for the unchecked shards it needs, and
+those are checked several at a time (``core.digests.in_parallel``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from biasprobe.core.digests import in_parallel
 from biasprobe.core.errors import InputError
 
 __all__ = ["VectorStore"]
@@ -52,18 +54,20 @@ class VectorStore:
             raise InputError(f"{path} is not an embedding shard: expected float32 (rows, dim), got {array.dtype} {array.shape}")
         return array
 
-    def _part(self, s: int) -> np.ndarray:
-        """Shard ``s``, checked before its first use."""
-        if not self._checked[s]:
-            assert self._check is not None
-            self._check(self.paths[s])
+    def _ensure(self, shards: Iterable[int]) -> None:
+        """Check the shards among ``shards`` not checked yet (several at a time)."""
+        todo = sorted({int(s) for s in shards if not self._checked[int(s)]})
+        if not todo:
+            return
+        assert self._check is not None
+        in_parallel(self._check, [self.paths[s] for s in todo])
+        for s in todo:
             self._checked[s] = True
-        return self.parts[s]
 
     def blocks(self, rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, float32 block) over every stored vector, in order."""
-        for s, offset in enumerate(self.offsets[:-1]):
-            part = self._part(s)
+        self._ensure(range(len(self.parts)))
+        for part, offset in zip(self.parts, self.offsets[:-1], strict=True):
             for lo in range(0, part.shape[0], rows):
                 yield int(offset) + lo, np.array(part[lo : lo + rows], dtype=np.float32)  # a writable copy
 
@@ -72,9 +76,11 @@ class VectorStore:
         flat = np.asarray(rows, dtype=np.int64).ravel()
         out = np.empty((flat.size, self.dim), dtype=np.float32)
         shard = np.searchsorted(self.offsets, flat, side="right") - 1
-        for s in np.unique(shard):
+        needed = np.unique(shard)
+        self._ensure(needed)
+        for s in needed:
             mask = shard == s
-            out[mask] = self._part(int(s))[flat[mask] - self.offsets[s]]
+            out[mask] = self.parts[s][flat[mask] - self.offsets[s]]
         return out.reshape((*np.shape(rows), self.dim))
 
     def sample(self, n: int, *, seed: int) -> np.ndarray:
