@@ -118,7 +118,8 @@ class UnitPlan:
     def mark_done(self, unit: Unit, files: Sequence[Path] = ()) -> None:
         """Record that the unit's ``files`` are complete (call after writing them): their sizes
         and SHA-256 go into the marker, which is written last."""
-        digests = {Path(f).relative_to(self.folder).as_posix(): FileDigest.of_file(f) for f in files}
+        root = self.folder.resolve()
+        digests = {Path(f).resolve().relative_to(root).as_posix(): FileDigest.of_file(f) for f in files}
         write_json({**unit.to_dict(), "files": digests_to_json(digests)}, self.marker(unit))
 
     def finished(self) -> list[Unit]:
