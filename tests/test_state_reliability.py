@@ -485,3 +485,17 @@ def test_an_unreadable_meta_json_is_named(world: dict[str, Path], tmp_path: Path
     Image.new("RGB", (4, 4)).save(copy / "meta.json", format="PNG")
     with pytest.raises(InputError, match=r"meta\.json is not a JSON text file \(byte 0 is not UTF-8 text\)"):
         TrainingIndex.open(copy)
+
+
+def test_an_intact_file_this_faiss_cannot_parse_is_named(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file that matches its digest but that this FAISS cannot read (e.g. written by another
+    version) is named as intact: the cause is the library, not the file."""
+    from biasprobe.index import training_index
+
+    def unreadable(path: Path) -> object:
+        raise RuntimeError("Error in faiss::read_index at index_read.cpp:1041: Index type 0x49564632 not recognized")
+
+    monkeypatch.setattr(training_index, "read_index", unreadable)
+    with pytest.raises(InputError, match=rf"^index {re.escape(str(world['index']))}: index\.faiss is as it was written but "
+                                         r"cannot be read here \(RuntimeError: Error in faiss::read_index .*\); rebuild"):
+        TrainingIndex.open(world["index"])
