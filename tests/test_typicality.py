@@ -183,7 +183,7 @@ def test_meta_is_a_typed_record(built: dict, lite0: ProbeModel, tmp_path: Path) 
     old = {k: v for k, v in meta.to_json().items() if k != "format_version"}
     (copy / "meta.json").write_text(json.dumps({**old, "format": 1}))
     with pytest.raises(FormatError, match=r"holds an index of format 1 version None; this biasprobe reads "
-                                          r"'biasprobe.index' version 2: rebuild it with 'biasprobe index build'"):
+                                          r"'biasprobe.index' version 3: rebuild it with 'biasprobe index build'"):
         TrainingIndex.open(copy)
 
 

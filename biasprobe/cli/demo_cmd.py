@@ -18,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from biasprobe.core.outputs import check_output_path
     from biasprobe.demo.pipeline import run_demo, summary_lines
 
+    check_output_path(args.out, "folder")
     started = time.perf_counter()
     summary = run_demo(args.out, quick=args.quick, seed=args.seed, command=["biasprobe", *args.argv])
     print()

@@ -33,8 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
+    from biasprobe.core.outputs import check_output_path
     from biasprobe.index.build import build_index
 
+    check_output_path(args.out, "folder")
     runtime = runtime_from_args(args)
     model = model_from_args(args)
     source = source_from_args(args, model)

@@ -62,9 +62,11 @@ def _print_table(protocols: dict, images: pd.DataFrame, views: pd.DataFrame) -> 
 def run(args: argparse.Namespace) -> int:
     from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
     from biasprobe.core.io import companion
+    from biasprobe.core.outputs import check_output_path
     from biasprobe.invariance.protocols import ProtocolParams, parse_protocols
     from biasprobe.invariance.run import run_invariance
 
+    check_output_path(args.out, "table")
     protocols = parse_protocols(args.protocol)
     runtime = runtime_from_args(args)
     model = model_from_args(args)

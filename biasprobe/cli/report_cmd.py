@@ -25,8 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from biasprobe.core.outputs import check_output_path
     from biasprobe.report import write_report
 
+    check_output_path(args.out, "file")
     out = write_report(
         args.scores,
         args.invariance,

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biasprobe.cli.common import add_data_flags, add_runtime_flags, positive_int
+
+if TYPE_CHECKING:
+    from biasprobe.index.training_index import TrainingIndex
+    from biasprobe.models import ProbeModel
 
 NAME = "score"
 HELP = "score images by nearest-neighbour distance to the training set (typicality)"
@@ -23,17 +29,50 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_flags(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    from biasprobe.cli.preamble import runtime_from_args, source_from_args
-    from biasprobe.index.score import score_images
-    from biasprobe.index.training_index import TrainingIndex
+def _index_model(index: TrainingIndex, args: argparse.Namespace) -> ProbeModel:
+    """The model to score with: the index's, or --model/--weights when they can be that model.
+
+    A --model other than the index's is refused before any model is built, and a model that
+    cannot be built is reported with how the index was built, so the message names the real cause.
+    """
+    from biasprobe.core.errors import IndexMismatchError, ModelError
     from biasprobe.models import ModelFactory
 
+    meta = index.meta
+    where = f"index {args.index} was built by {meta.built_by}"
+    if args.model is not None and args.model != meta.model:
+        raise IndexMismatchError(
+            f"{where}, and --model asks to score with {args.model}: leave out --model and --weights to score "
+            f"with the index's model, or build an index with {args.model} ('biasprobe index build --model {args.model}')"
+        )
+    factory = ModelFactory.for_recorded(meta.model, meta.weights_source, model=args.model, weights=args.weights)
+    try:
+        return factory.build()
+    except ModelError as exc:
+        if args.weights is not None:
+            raise ModelError(
+                f"{where}; --weights {args.weights} cannot be that model ({exc}): pass the weights the index was "
+                "built with, or leave out --weights"
+            ) from exc
+        source = meta.weights_source
+        if source and not Path(source).is_file() and factory.weights is None:
+            why = ("is not there any more (moved, or the index was copied from another machine)" if Path(source).is_absolute()
+                   else "is not found from here (its path is relative to the folder the build ran in)")
+            raise ModelError(f"{where}, and that weights file {why}: pass --weights FILE with the same weights") from exc
+        raise ModelError(f"{where}, and that model cannot be built here: {exc}") from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    from biasprobe.cli.preamble import runtime_from_args, source_from_args
+    from biasprobe.core.outputs import check_output_path
+    from biasprobe.index.score import score_images
+    from biasprobe.index.training_index import TrainingIndex
+
+    check_output_path(args.out, "table")
     index = TrainingIndex.open(args.index)
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
-    factory = ModelFactory.for_recorded(index.meta.model, index.meta.weights_source, model=args.model, weights=args.weights)
+    model = _index_model(index, args)
     runtime = runtime_from_args(args)
-    model = factory.build()
     source = source_from_args(args, model)
     result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
     result.write(args.out)

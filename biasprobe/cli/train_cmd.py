@@ -32,8 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from biasprobe.core.outputs import check_output_path
     from biasprobe.world.train import train_world_model
 
+    check_output_path(args.out, "file")
     result = train_world_model(
         args.data, arch=args.arch, out=args.out, augment=args.augment, antialias=args.antialias,
         epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, threads=args.threads, width=args.width,

@@ -32,8 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from biasprobe.core.outputs import check_output_path
     from biasprobe.world.generate import WorldConfig, make_world
 
+    check_output_path(args.out, "folder")
     config = WorldConfig(
         seed=args.seed, digits=args.digits, test_fraction=args.test_fraction,
         train_placements=args.train_placements, test_placements=args.test_placements,

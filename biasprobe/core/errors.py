@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "BiasprobeError",
+    "DamagedStateError",
     "ImageLoadError",
     "IndexMismatchError",
     "InputError",
     "ModelError",
+    "NoUsableImageError",
     "NotBuiltError",
+    "OutputError",
+    "os_error_reason",
 ]
 
 
@@ -34,3 +40,36 @@ class IndexMismatchError(BiasprobeError):
 
 class NotBuiltError(BiasprobeError):
     """A stage of the pipeline that this version does not provide yet."""
+
+
+class NoUsableImageError(InputError):
+    """A stage was given images of which none could be used (every one skipped)."""
+
+
+class DamagedStateError(InputError):
+    """Stored state (an index file, a finished unit) that no longer matches what was written."""
+
+
+class OutputError(BiasprobeError):
+    """An output path that cannot be written: a folder where a file goes, a full or read-only disk."""
+
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "the operation is not permitted",
+    errno.ENAMETOOLONG: "the file name is too long for the file system",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.ENOENT: "no file can be created there (a folder on the path is missing, or it is a special file system such as /proc)",
+    errno.EEXIST: "a file of that name is in the way",
+}
+
+
+def os_error_reason(exc: OSError) -> str:
+    """The plain meaning of a failed file operation (its errno), e.g. 'no space left on the device'."""
+    if exc.errno in _REASONS:
+        return _REASONS[exc.errno]
+    return exc.strerror or type(exc).__name__

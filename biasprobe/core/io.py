@@ -6,6 +6,8 @@ Beside an output ``X.parquet`` go ``X.views.parquet`` (per-view results), ``X.su
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
 import os
@@ -16,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from biasprobe import __version__
-from biasprobe.core.errors import InputError
+from biasprobe.core.errors import InputError, OutputError, os_error_reason
 
 __all__ = [
     "atomic_write_bytes",
     "companion",
+    "parse_table",
     "read_table",
     "save_npy",
     "to_jsonable",
@@ -35,18 +38,37 @@ def _umask() -> int:
     return mask
 
 
+def write_failed(path: str | Path, exc: OSError) -> OutputError:
+    """The one-line error for a write that the operating system refused (full disk, read-only...)."""
+    hint = "; free some space and run again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return OutputError(f"cannot write {path}: {os_error_reason(exc)}{hint}")
+
+
+def _write_file(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then ``os.replace`` it into place."""
+    """Write to a temporary file in the same folder, then ``os.replace`` it into place.
+
+    A failed write leaves nothing under ``path`` (nor a temporary file) and raises an
+    ``OutputError`` naming ``path`` and the reason (no space left, read-only file system...).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_failed(path, exc) from exc
+    try:
+        _write_file(fd, data)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for sharing
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise write_failed(path, exc) from exc
         raise
 
 
@@ -60,8 +82,6 @@ def companion(path: str | Path, kind: str) -> Path:
 
 def save_npy(array: np.ndarray, path: str | Path) -> Path:
     """Write a numpy array as ``.npy``, atomically (dtype and layout kept)."""
-    import io
-
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(array))
     atomic_write_bytes(path, buffer.getvalue())
@@ -82,14 +102,35 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a Parquet table, with a clear error when it is missing or not Parquet."""
+    """Read a Parquet table, with a clear error when it is missing, a folder or not Parquet."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; expected a Parquet table (.parquet file)")
     if not path.is_file():
         raise InputError(f"table not found: {path}")
     try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types
-        raise InputError(f"cannot read Parquet table {path}: {str(exc).splitlines()[0]}") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {os_error_reason(exc)}") from exc
+    return parse_table(data, source=str(path))
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+def parse_table(data: bytes, *, source: str) -> pd.DataFrame:
+    """A Parquet table from its bytes; one line naming ``source`` and the real cause when they are
+    empty, not Parquet at all, or a damaged (e.g. truncated) Parquet file."""
+    if not data:
+        raise InputError(f"{source} is empty (0 bytes); expected a Parquet table")
+    if not data.startswith(_PARQUET_MAGIC):
+        raise InputError(f"{source} is not a Parquet table (it does not start with the Parquet signature)")
+    if not data.endswith(_PARQUET_MAGIC):
+        raise InputError(f"{source} is a damaged Parquet table: its end is missing (truncated or copied incompletely)")
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise InputError(f"{source} is a damaged Parquet table ({str(exc).splitlines()[0]})") from exc
 
 
 def to_jsonable(value: object) -> object:

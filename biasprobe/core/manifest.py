@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biasprobe.core.errors import InputError
+from biasprobe.core.errors import DamagedStateError, InputError
 from biasprobe.core.io import to_jsonable, write_json
 
 __all__ = ["RunManifest", "SettingsMismatchError"]
@@ -41,15 +41,27 @@ class RunManifest:
     def at(cls, path: str | Path, settings: Mapping[str, Any]) -> RunManifest:
         return cls(Path(path), _normalise(settings))
 
-    def stored(self) -> dict[str, Any] | None:
-        """The settings on disk, or None when no run has started here."""
+    def _read(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(stored settings, None), (None, None) when none are stored, or (None, why unreadable)."""
         if not self.path.is_file():
-            return None
+            return None, None
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return {"<unreadable manifest>": True}
-        return data if isinstance(data, dict) else {"<not a JSON object>": True}
+            data = json.loads(self.path.read_bytes().decode("utf-8"))
+        except OSError as exc:
+            return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None, "is not valid JSON"
+        return (data, None) if isinstance(data, dict) else (None, "does not hold a JSON object")
+
+    def stored(self) -> dict[str, Any] | None:
+        """The settings on disk, or None when no run has started here (an unreadable file reads
+        as settings that match nothing)."""
+        data, damaged = self._read()
+        return {"<unreadable manifest>": damaged} if damaged is not None else data
+
+    def damaged(self) -> str | None:
+        """Why the stored manifest cannot be read, or None (nothing stored, or readable)."""
+        return self._read()[1]
 
     def differences(self) -> list[str]:
         """Keys whose stored value differs from ours (empty when equal or nothing stored)."""
@@ -66,8 +78,15 @@ class RunManifest:
     def claim(self, *, what: str, hint: str) -> None:
         """Start or resume here: write the settings, or refuse when stored ones differ.
 
-        The refusal is one line: ``{folder} holds {what} with different {keys}; {hint}``.
+        The refusal is one line: ``{folder} holds {what} with different {keys}; {hint}``. A stored
+        manifest that cannot be read is refused as damaged, never taken for other settings.
         """
+        damaged = self.damaged()
+        if damaged is not None:
+            raise DamagedStateError(
+                f"{self.path} {damaged} (damaged), so the work in {self.path.parent} cannot be trusted; "
+                f"delete {self.path.parent} to start again"
+            )
         differs = self.differences()
         if differs:
             raise SettingsMismatchError(f"{self.path.parent} holds {what} with different {', '.join(differs)}; {hint}")

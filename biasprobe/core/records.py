@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from biasprobe.core.errors import InputError
+from biasprobe.core.errors import InputError, os_error_reason
 from biasprobe.core.io import to_jsonable, write_json
 
 __all__ = ["FormatError", "JsonRecord", "read_json_object"]
@@ -30,11 +30,18 @@ def read_json_object(path: str | Path) -> dict[str, Any]:
     """A JSON object from a file, or an InputError that names the file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as exc:
         raise InputError(f"file not found: {path}") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read JSON {path}: {exc}") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path} is a folder; expected a JSON file") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {os_error_reason(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not a JSON text file (byte {exc.start} is not UTF-8 text)") from exc
+    except json.JSONDecodeError as exc:
+        what = "is empty" if not exc.doc.strip() else f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        raise InputError(f"{path} {what}: damaged, truncated or not a biasprobe file") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path} does not hold a JSON object")
     return data

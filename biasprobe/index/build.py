@@ -14,7 +14,8 @@ A build embeds the images into shards (``shards.embed_to_shards``), builds the F
 computes the leave-one-out reference with the neighbour search (``Neighbours``), fits the box
 density when boxes were given, and writes ``meta.json`` last. ``build.json`` holds the build's
 settings: an interrupted build resumes from its finished shards when called again with the
-same ones, and is refused with the differing keys named otherwise.
+same ones, and is refused with the differing keys named otherwise. ``meta.json`` records the size
+and SHA-256 of every other file of the folder (``files.record_files``), checked when it is opened.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biasprobe.core.digests import FileDigest
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import save_npy, write_table
 from biasprobe.core.manifest import RunManifest
+from biasprobe.core.outputs import check_output_path
 from biasprobe.core.schemas import BOX_FEATURES, SKIPPED_TABLE, TRAINING_BOXES_TABLE, conform
-from biasprobe.core.skipped import skipped_frame
+from biasprobe.core.skipped import no_usable_images, skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource
 from biasprobe.engine.runtime import Runtime
@@ -40,12 +43,13 @@ from biasprobe.index.faiss_build import (
     default_search_params,
     write_index,
 )
+from biasprobe.index.files import record_files
 from biasprobe.index.meta import IndexMeta, ModelSignature
 from biasprobe.index.neighbours import Neighbours
 from biasprobe.index.pose import PoseDensity
 from biasprobe.index.reference import leave_one_out_reference
 from biasprobe.index.search import Searcher
-from biasprobe.index.shards import DEFAULT_SHARD_SIZE, embed_to_shards
+from biasprobe.index.shards import DEFAULT_SHARD_SIZE, ShardSet, embed_to_shards
 from biasprobe.index.store import VectorStore
 from biasprobe.index.training_index import TrainingIndex
 from biasprobe.models import ProbeModel
@@ -69,6 +73,15 @@ def _fit_boxes(table: pd.DataFrame, out: Path) -> PoseDensity | None:
     return pose
 
 
+def _recorded_files(out: Path, shards: ShardSet, *, boxes: bool) -> dict[str, FileDigest]:
+    """Size and SHA-256 of every file of the index but meta.json: the shards' from their done
+    markers (recorded when each shard was written), the others' from the files just written."""
+    plan_files = ["build.json", "shards/shards.json", *(f"shards/done/{n:06d}.json" for n in shards.numbers)]
+    names = [*plan_files, "skipped.parquet", "ids.parquet", "index.faiss", "reference.npy", "reference_rows.npy"]
+    known = {f"shards/{name}": digest for name, digest in shards.files.items()}
+    return record_files(out, [*names, *known, *(["boxes.parquet"] if boxes else [])], known=known)
+
+
 def build_index(
     source: ImageSource,
     model: ProbeModel,
@@ -89,7 +102,7 @@ def build_index(
     An interrupted build resumes from its finished shards when called again with the same
     arguments; ``meta.json`` is written last.
     """
-    out = Path(out)
+    out = check_output_path(out, "folder")
     runtime = runtime or Runtime.create()
     model = runtime.prepare(model)
     signature = ModelSignature.of(model)
@@ -110,8 +123,7 @@ def build_index(
     skipped = conform(skipped, SKIPPED_TABLE, what="the skipped inputs")
     write_table(skipped, out / "skipped.parquet")
     if table.empty:
-        first = f" (e.g. {skipped.path.iloc[0]}: {skipped.reason.iloc[0]})" if len(skipped) else ""
-        raise InputError(f"none of the {len(source.records)} images in {source.name} could be used{first}")
+        raise no_usable_images(len(source.records), source.name, skipped)
     write_table(table, out / "ids.parquet")
     store = VectorStore(shards.emb_paths())
     chosen = factory or choose_factory(store.count, store.dim, memory_budget=memory_budget)
@@ -143,6 +155,7 @@ def build_index(
         versions=library_versions(),
         seed=seed,
         command=tuple(command) if command is not None else None,
+        files=_recorded_files(out, shards, boxes=pose is not None),
     )
     meta.write(out / "meta.json")  # last: marks the index finished
     log.info("index written to %s: %d images, %s", out, store.count, chosen)

@@ -4,6 +4,8 @@
 read by ``TrainingIndex.open``, which refuses an index of another format or format version.
 The JSON keeps the model signature's keys at the top level (``model``, ``weights_sha256``,
 ``layer``, ``preprocessing``, ``normalisation``) and repeats ``reference.k_max`` as ``k_max``.
+``files`` (format version 3) maps every other file of the index folder (relative path) to its
+size and SHA-256, recorded when it was written; ``TrainingIndex.open`` checks them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from biasprobe.core.digests import FileDigest, digests_from_json, digests_to_json
 from biasprobe.core.io import to_jsonable
 from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.core.records import FormatError, JsonRecord
@@ -134,7 +137,7 @@ class IndexMeta(JsonRecord):
     """Everything ``meta.json`` records about a built index."""
 
     FORMAT: ClassVar[str] = "biasprobe.index"
-    FORMAT_VERSION: ClassVar[int] = 2
+    FORMAT_VERSION: ClassVar[int] = 3
 
     signature: ModelSignature
     model_describe: dict[str, Any]  # ProbeModel.describe(): weights source, classes, config
@@ -154,6 +157,7 @@ class IndexMeta(JsonRecord):
     versions: dict[str, str]
     seed: int
     command: tuple[str, ...] | None
+    files: dict[str, FileDigest]  # every other file of the folder: relative path -> size and SHA-256
 
     @property
     def model(self) -> str:
@@ -167,6 +171,13 @@ class IndexMeta(JsonRecord):
         return None if source is None else str(source)
 
     @property
+    def built_by(self) -> str:
+        """The model the index was built by, for messages: 'world_vgg with weights /w/vgg.pt (sha256 5553...)'."""
+        sha = self.signature.weights_sha256
+        weights = f" with weights {self.weights_source}" if self.weights_source else ""
+        return f"{self.model}{weights}" + (f" (sha256 {sha[:12]}...)" if sha else "")
+
+    @property
     def exact(self) -> bool:
         """Whether the FAISS index is exhaustive (``Flat``)."""
         return self.factory == "Flat"
@@ -177,6 +188,8 @@ class IndexMeta(JsonRecord):
             value = getattr(self, f.name)
             if f.name == "signature":
                 body.update(value.to_json())
+            elif f.name == "files":
+                body[f.name] = digests_to_json(value)
             else:
                 body[f.name] = _json(value) if dataclasses.is_dataclass(value) else value
             if f.name == "reference":
@@ -209,4 +222,5 @@ class IndexMeta(JsonRecord):
             "reference": ReferenceInfo(**fields["reference"]),
             "boxes": None if boxes is None else BoxesInfo.from_json(boxes),
             "command": None if command is None else tuple(command),
+            "files": digests_from_json(fields["files"]),
         })

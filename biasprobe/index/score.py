@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biasprobe.core.errors import InputError
 from biasprobe.core.io import companion, write_table
 from biasprobe.core.schemas import BOX_FEATURES, SCORES_TABLE, SCORES_WITH_BOXES, SKIPPED_TABLE, conform
-from biasprobe.core.skipped import skipped_frame
+from biasprobe.core.skipped import no_usable_images, skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource, attach_boxes
 from biasprobe.engine.runtime import Runtime
@@ -72,8 +71,7 @@ def score_images(
     skipped = skipped_frame([*source.skipped, *(s for b in batches for s in b.skipped)])
     skipped = conform(skipped, SKIPPED_TABLE, what="the skipped inputs")
     if not records:
-        first = f" (e.g. {skipped.path.iloc[0]}: {skipped.reason.iloc[0]})" if len(skipped) else ""
-        raise InputError(f"none of the {len(source.records)} images in {source.name} could be used{first}")
+        raise no_usable_images(len(source.records), source.name, skipped)
     dists, rows = index.knn(emb, k=k, image_ids=ids)
     knn_dist = dists.astype(np.float64).mean(axis=1)
     frame = pd.DataFrame({

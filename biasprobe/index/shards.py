@@ -8,7 +8,8 @@ row-aligned files under ``shards/``::
                          label_name, position, box_cx, box_cy, box_log_size (NaN without a box)
     skipped_0000.parquet path, reason
 
-then marked done (``done/000000.json``). ``EmbedShards`` embeds a run of consecutive shards in
+then marked done (``done/000000.json``, with the size and SHA-256 of those three files: a shard
+whose files changed since is embedded again). ``EmbedShards`` embeds a run of consecutive shards in
 one pass over the images, batches restarting at every shard, so any subset of finished shards
 is kept by a re-run and the batch and shard boundaries are those of an uninterrupted run
 (docs/protocols.md section 6). ``shards.json`` holds the settings that fix those boundaries; a
@@ -18,26 +19,27 @@ re-run with others is refused. Memory stays flat in the number of images.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from biasprobe.core.digests import FileDigest
 from biasprobe.core.io import read_table, save_npy, write_table
 from biasprobe.core.manifest import RunManifest
 from biasprobe.core.schemas import BOX_FEATURES, IDS_TABLE, SKIPPED_TABLE, conform
 from biasprobe.core.skipped import skipped_frame
 from biasprobe.data.sources import ImageRecord
 from biasprobe.engine.runtime import Runtime
-from biasprobe.engine.units import Unit, UnitPlan, consecutive_runs, run_local
+from biasprobe.engine.units import Finished, Unit, UnitPlan, consecutive_runs, run_local
 from biasprobe.index.embed import EmbeddedBatch, iter_embedded
 from biasprobe.index.pose import box_features
 from biasprobe.models import ProbeModel
 
-__all__ = ["DEFAULT_SHARD_SIZE", "EmbedShards", "ShardSet", "embed_to_shards", "shard_name"]
+__all__ = ["DEFAULT_SHARD_SIZE", "EmbedShards", "ShardSet", "embed_to_shards", "shard_files", "shard_name"]
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,19 @@ def shard_name(kind: str, number: int) -> str:
     return f"{kind}_{number:04d}.npy" if kind == "emb" else f"{kind}_{number:04d}.parquet"
 
 
+def shard_files(folder: Path, number: int) -> list[Path]:
+    """The files shard ``number`` writes, in the order it writes them."""
+    return [folder / shard_name(kind, number) for kind in ("emb", "skipped", "ids")]
+
+
 @dataclass(frozen=True)
 class ShardSet:
-    """The finished shards of an embed stage, in order."""
+    """The finished shards of an embed stage, in order, and the files their markers recorded
+    (relative to ``folder``: name -> size and SHA-256)."""
 
     folder: Path
     numbers: list[int]
+    files: dict[str, FileDigest] = field(default_factory=dict)
 
     def emb_paths(self) -> list[Path]:
         return [self.folder / shard_name("emb", i) for i in self.numbers]
@@ -115,11 +124,11 @@ class EmbedShards:
     workers: int | None = None
     show_progress: bool = True
 
-    def run(self, units: Sequence[Unit], finished: Callable[[Unit], None]) -> None:
+    def run(self, units: Sequence[Unit], finished: Finished) -> None:
         for run in consecutive_runs(units):
             self._run_consecutive(run, finished)
 
-    def _run_consecutive(self, units: list[Unit], finished: Callable[[Unit], None]) -> None:
+    def _run_consecutive(self, units: list[Unit], finished: Finished) -> None:
         waiting = list(units)
         collected: list[EmbeddedBatch] = []
         start, stop = units[0].start, units[-1].stop
@@ -133,10 +142,10 @@ class EmbedShards:
         while waiting:
             self._finish(waiting.pop(0), collected, finished)
 
-    def _finish(self, unit: Unit, collected: list[EmbeddedBatch], finished: Callable[[Unit], None]) -> None:
+    def _finish(self, unit: Unit, collected: list[EmbeddedBatch], finished: Finished) -> None:
         _write_shard(self.folder, unit.number, collected)
         collected.clear()
-        finished(unit)
+        finished(unit, shard_files(self.folder, unit.number))
 
 
 def embed_to_shards(
@@ -158,10 +167,11 @@ def embed_to_shards(
         what="embedding shards", hint="use the same images and --batch-size to resume, or a new --out folder"
     )
     plan = UnitPlan(folder, len(records), shard_size)
-    done = plan.finished()
-    if done:
-        log.info("resuming: %d of %d shards already finished", len(done), len(plan.units))
+    pending = plan.pending()  # a finished shard whose files changed since is embedded again
+    if len(pending) < len(plan.units):
+        log.info("resuming: %d of %d shards already finished", len(plan.units) - len(pending), len(plan.units))
     work = EmbedShards(records, model, runtime, folder, batch_size=batch_size, shard_size=shard_size, workers=workers,
                        show_progress=show_progress)
-    run_local(work, plan)
-    return ShardSet(folder, [u.number for u in plan.units])
+    run_local(work, plan, units=pending)
+    files = {name: digest for unit in plan.units for name, digest in plan.files(unit).items()}
+    return ShardSet(folder, [u.number for u in plan.units], files)

@@ -16,22 +16,28 @@ to make one, so a ``TrainingIndex`` is always complete. Then, for query embeddin
 Folder layout: ``meta.json`` (``IndexMeta``, written last), ``index.faiss``, ``ids.parquet``,
 ``shards/`` (``emb_XXXX.npy`` row-aligned with ``ids.parquet``), ``reference.npy`` (m, k_ref)
 and ``reference_rows.npy`` (m,), and with boxes ``boxes.parquet`` (training box features).
+``meta.json`` records every other file's size and SHA-256; each file is checked before it is
+used (``files.IndexFiles``), so a damaged, truncated or swapped file is refused, never trusted.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
-from biasprobe.core.errors import IndexMismatchError, InputError
-from biasprobe.core.io import read_table
+from biasprobe.core.errors import BiasprobeError, IndexMismatchError, InputError
+from biasprobe.core.io import parse_table
 from biasprobe.core.records import FormatError
 from biasprobe.core.schemas import BOX_FEATURES
+from biasprobe.core.versions import library_versions
 from biasprobe.index.faiss_build import read_index
+from biasprobe.index.files import IndexFiles
 from biasprobe.index.meta import REBUILD, IndexMeta, ModelSignature, ReferenceInfo
 from biasprobe.index.neighbours import Neighbours
 from biasprobe.index.pose import PoseDensity
@@ -44,11 +50,33 @@ __all__ = ["TrainingIndex"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 _LAYOUT = ("meta.json", "index.faiss", "ids.parquet", "reference.npy", "reference_rows.npy")
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else ""
+
+
+def _parse(folder: Path, name: str, read: Callable[[], T], *, library: tuple[str, IndexMeta] | None = None) -> T:
+    """``read()``, or one line naming the file when it is intact (its digest matched) yet cannot be
+    parsed here, with the library versions when they differ from the build's."""
+    try:
+        return read()
+    except (BiasprobeError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # numpy, pyarrow and FAISS raise many types for a file they cannot parse
+        versions = ""
+        if library is not None:
+            lib, meta = library
+            built, here = meta.versions.get(lib), library_versions().get(lib)
+            if built != here:
+                versions = f"; it was written by {lib} {built} and this is {lib} {here}"
+        raise InputError(
+            f"index {folder}: {name} is as it was written but cannot be read here ({type(exc).__name__}: "
+            f"{_first_line(exc)}){versions}; {REBUILD}"
+        ) from exc
 
 
 class TrainingIndex:
@@ -63,6 +91,7 @@ class TrainingIndex:
         reference: np.ndarray,
         reference_rows: np.ndarray,
         pose: PoseDensity | None,
+        files: IndexFiles | None = None,
     ) -> None:
         self.folder = folder
         self.meta = meta
@@ -71,12 +100,17 @@ class TrainingIndex:
         self.reference = reference
         self.reference_rows = reference_rows
         self.pose = pose
+        self.files = files if files is not None else IndexFiles(folder, meta.files)
         self._ref_sorted: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- loading
     @classmethod
     def open(cls, path: str | Path) -> TrainingIndex:
-        """Open an index folder written by ``biasprobe index build``."""
+        """Open an index folder written by ``biasprobe index build``.
+
+        Every file is checked against the size and SHA-256 that ``meta.json`` recorded before it
+        is used (``files.IndexFiles``); a file that differs is refused, naming it.
+        """
         folder = Path(path)
         if not (folder / "meta.json").is_file():
             hint = " (an unfinished build: re-run 'biasprobe index build' to resume it)" if folder.is_dir() else ""
@@ -88,16 +122,20 @@ class TrainingIndex:
             meta = IndexMeta.read(folder / "meta.json")
         except FormatError:
             raise
-        except (InputError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"index {folder} is unreadable ({type(exc).__name__}: {_first_line(exc)}); {REBUILD}") from exc
-        try:
-            table = read_table(folder / "ids.parquet")
-            store = VectorStore([folder / "shards" / name for name in meta.shards])
-            searcher = Searcher(read_index(folder / "index.faiss"), meta.search_params, store)
-            reference = np.load(folder / "reference.npy")
-            reference_rows = np.load(folder / "reference_rows.npy")
-        except (InputError, OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise InputError(f"index {folder} is unreadable ({type(exc).__name__}: {_first_line(exc)}); {REBUILD}") from exc
+        except InputError as exc:
+            raise InputError(f"index {folder} is unreadable: {exc}; {REBUILD}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"index {folder} is unreadable: meta.json is damaged ({type(exc).__name__}: "
+                             f"{_first_line(exc)}); {REBUILD}") from exc
+        files = IndexFiles(folder, meta.files)
+        files.check_sizes()
+        table = _parse(folder, "ids.parquet", lambda: parse_table(files.read("ids.parquet"), source=str(folder / "ids.parquet")))
+        reference = _parse(folder, "reference.npy", lambda: np.load(io.BytesIO(files.read("reference.npy"))))
+        reference_rows = _parse(folder, "reference_rows.npy", lambda: np.load(io.BytesIO(files.read("reference_rows.npy"))))
+        store = VectorStore([folder / "shards" / name for name in meta.shards], check=files.verify)
+        files.verify(folder / "index.faiss")  # before FAISS parses it
+        faiss_index = _parse(folder, "index.faiss", lambda: read_index(folder / "index.faiss"), library=("faiss", meta))
+        searcher = Searcher(faiss_index, meta.search_params, store)
         if len(table) != store.count or store.count != searcher.ntotal:
             raise InputError(
                 f"index {folder} is inconsistent: {len(table)} ids, {store.count} stored vectors, "
@@ -106,9 +144,9 @@ class TrainingIndex:
         neighbours = Neighbours(table["image_id"].to_numpy(dtype="U16"), store, searcher, exact=meta.exact)
         pose = None
         if meta.boxes is not None and (folder / "boxes.parquet").is_file():
-            boxes = read_table(folder / "boxes.parquet")
+            boxes = parse_table(files.read("boxes.parquet"), source=str(folder / "boxes.parquet"))
             pose = PoseDensity.fit(boxes[list(BOX_FEATURES)].to_numpy(), bandwidth=meta.boxes.bandwidth)
-        return cls(folder, meta, table, neighbours, reference, reference_rows, pose)
+        return cls(folder, meta, table, neighbours, reference, reference_rows, pose, files)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -154,7 +192,7 @@ class TrainingIndex:
             named = "; ".join(f"{key}: index {built!r} vs model {now!r}" for key, built, now in differs)
             raise IndexMismatchError(
                 f"index {self.folder} was built with a different model or preprocessing ({named}); "
-                "score with the index's model or build an index for this one"
+                f"it was built by {self.meta.built_by}: use that model and weights, or build an index for this one"
             )
 
     def check_k(self, k: int) -> int:
@@ -202,4 +240,4 @@ class TrainingIndex:
     def boxes_frame(self) -> pd.DataFrame | None:
         """Training box features (image_id, path, file, box_cx, box_cy, box_log_size), when boxes were given."""
         path = self.folder / "boxes.parquet"
-        return read_table(path) if path.is_file() else None
+        return parse_table(self.files.read("boxes.parquet"), source=str(path)) if path.is_file() else None

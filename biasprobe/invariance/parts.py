@@ -2,8 +2,9 @@
 
 Unit ``i`` (images ``[i * chunk_images, (i + 1) * chunk_images)`` of the source) writes
 ``part_{i:06d}.parquet`` (images table), ``part_{i:06d}.views.parquet`` and
-``part_{i:06d}.skipped.parquet``; the unit plan's done marker follows them. ``run.json`` holds
-the run's settings (core.manifest).
+``part_{i:06d}.skipped.parquet``; the unit plan's done marker follows them, with their sizes and
+SHA-256 (a unit whose part files changed since is measured again). ``run.json`` holds the run's
+settings (core.manifest).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 from biasprobe.core.io import companion, read_table, write_table
 from biasprobe.core.schemas import INVARIANCE_TABLE, SKIPPED_TABLE, VIEWS_TABLE, conform
 
-__all__ = ["Part", "parts_dir_for", "read_part", "write_part"]
+__all__ = ["Part", "part_files", "parts_dir_for", "read_part", "write_part"]
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,15 @@ def parts_dir_for(out: str | Path) -> Path:
     return out.with_name(f"{out.name.removesuffix('.parquet')}.parts")
 
 
-def _paths(parts_dir: Path, unit: int) -> tuple[Path, Path, Path]:
+def part_files(parts_dir: Path, unit: int) -> tuple[Path, Path, Path]:
+    """The images table of unit ``unit`` and its views and skipped companions."""
     images = parts_dir / f"part_{unit:06d}.parquet"
     return images, companion(images, "views"), companion(images, "skipped")
 
 
 def write_part(parts_dir: Path, unit: int, part: Part) -> None:
     """Write one unit's tables (the caller marks the unit done afterwards)."""
-    images_path, views_path, skipped_path = _paths(parts_dir, unit)
+    images_path, views_path, skipped_path = part_files(parts_dir, unit)
     write_table(part.views, views_path)
     write_table(part.skipped, skipped_path)
     write_table(part.images, images_path)
@@ -49,7 +51,7 @@ def write_part(parts_dir: Path, unit: int, part: Part) -> None:
 
 def read_part(parts_dir: Path, unit: int) -> Part:
     """Read one finished unit's tables, in the schemas' dtypes."""
-    images_path, views_path, skipped_path = _paths(parts_dir, unit)
+    images_path, views_path, skipped_path = part_files(parts_dir, unit)
     return Part(
         conform(read_table(images_path), INVARIANCE_TABLE, what=str(images_path)),
         conform(read_table(views_path), VIEWS_TABLE, what=str(views_path)),

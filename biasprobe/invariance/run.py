@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from biasprobe.core.errors import InputError
+from biasprobe.core.errors import InputError, NoUsableImageError
 from biasprobe.core.io import companion, write_table
 from biasprobe.core.manifest import RunManifest
+from biasprobe.core.outputs import check_output_path
 from biasprobe.core.schemas import INVARIANCE_TABLE, SKIPPED_TABLE, VIEWS_TABLE, conform
-from biasprobe.core.skipped import skipped_frame
+from biasprobe.core.skipped import no_usable_images, skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource
 from biasprobe.engine.runtime import Runtime
@@ -114,7 +115,8 @@ def measure_invariance(
             what="a partial run", hint="delete that folder to start again, or re-run with the same settings to resume"
         )
         plan = UnitPlan(folder, count=len(records), size=chunk_images)
-        done = plan.finished()
+        pending = plan.pending()  # a finished unit whose part files changed since is measured again
+        done = [u for u in plan.units if u not in pending]
         if done and parts_dir is not None:
             log.info("resuming: %d of %d units already done in %s", len(done), len(plan.units), folder)
         bar = tqdm(total=len(records), initial=sum(u.size for u in done), unit="img", desc="invariance",
@@ -122,13 +124,15 @@ def measure_invariance(
         work = InvarianceWork(model, runtime, records, tuple(chosen), params, batch_size, index, k, folder,
                               workers=workers, progress=bar.update)  # fmt: skip
         try:
-            run_local(work, plan)
+            run_local(work, plan, units=pending)
         finally:
             bar.close()
         parts = [read_part(folder, unit.number) for unit in plan.units]
     images = conform(pd.concat([p.images for p in parts]), INVARIANCE_TABLE)
     views = conform(pd.concat([p.views for p in parts]), VIEWS_TABLE)
     skipped = conform(pd.concat([skipped_frame(source.skipped), *(p.skipped for p in parts)]), SKIPPED_TABLE)
+    if images.empty:
+        raise no_usable_images(len(records), source.name, skipped)
     summary = InvarianceSummary(
         model=model.describe(),
         parameters={**params.to_dict(), "protocols": list(names), "batch_size": batch_size,
@@ -172,16 +176,22 @@ def run_invariance(
     progress: bool = True,
     command: Sequence[str] | None = None,
 ) -> InvarianceResult:
-    """``measure_invariance`` resumable through ``X.parts/``, then the four files written."""
-    out = Path(out)
-    if out.suffix != ".parquet":
-        raise InputError(f"--out must end in .parquet, got {out}")
+    """``measure_invariance`` resumable through ``X.parts/``, then the four files written.
+
+    ``out`` is checked before any work (``core.outputs.check_output_path``). When no image could
+    be used, ``X.parts/`` is removed and nothing is written.
+    """
+    out = check_output_path(out, "table")
     parts = parts_dir_for(out)
-    result = measure_invariance(
-        model, source, protocols=protocols, params=params, runtime=runtime, batch_size=batch_size, index=index,
-        k=k, seed=seed, parts_dir=parts, chunk_images=chunk_images, workers=workers, progress=progress,
-        command=command,
-    )  # fmt: skip
+    try:
+        result = measure_invariance(
+            model, source, protocols=protocols, params=params, runtime=runtime, batch_size=batch_size, index=index,
+            k=k, seed=seed, parts_dir=parts, chunk_images=chunk_images, workers=workers, progress=progress,
+            command=command,
+        )  # fmt: skip
+    except NoUsableImageError:
+        shutil.rmtree(parts, ignore_errors=True)  # nothing in it is worth resuming
+        raise
     write_result(result, out)
     shutil.rmtree(parts, ignore_errors=True)
     return result

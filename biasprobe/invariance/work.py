@@ -4,7 +4,7 @@
 (decoded and turned into views in background workers, ``engine.stream``), batches their
 views through the model (``batching.BatchEngine``), flushes at every unit boundary, turns
 each finished image x protocol into its rows (``metrics.image_metrics``) and writes the unit's
-part files before calling ``finished(unit)``.
+part files before calling ``finished(unit, files)``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from biasprobe.core.skipped import Skipped, skipped_frame
 from biasprobe.data.sources import ImageRecord
 from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.stream import Prepared, iter_prepared
-from biasprobe.engine.units import Unit
+from biasprobe.engine.units import Finished, Unit
 from biasprobe.invariance.batching import BatchEngine, ViewIndex, ViewTask
 from biasprobe.invariance.metrics import image_metrics
-from biasprobe.invariance.parts import Part, write_part
+from biasprobe.invariance.parts import Part, part_files, write_part
 from biasprobe.invariance.protocols import Protocol, ProtocolParams
 from biasprobe.invariance.views import prepare_views
 from biasprobe.models.spec import ProbeModel
@@ -71,7 +71,7 @@ class InvarianceWork:
     workers: int | None = None
     progress: Callable[[int], object] | None = None
 
-    def run(self, units: Sequence[Unit], finished: Callable[[Unit], None]) -> None:
+    def run(self, units: Sequence[Unit], finished: Finished) -> None:
         """Measure consecutive ``units`` in one pass, writing each unit's part, then ``finished``."""
         names = tuple(p.name for p in self.protocols)
         prepare = functools.partial(prepare_views, protocols=names, params=self.params)
@@ -80,7 +80,7 @@ class InvarianceWork:
         for unit in units:
             items = [next(stream) for _ in range(unit.size)]
             write_part(self.parts_dir, unit.number, self._measure(engine, items))
-            finished(unit)
+            finished(unit, part_files(self.parts_dir, unit.number))
 
     def _measure(self, engine: BatchEngine, items: list[Prepared | tuple[int, Skipped]]) -> Part:
         n_views = {p.name: p.n_views(self.params) for p in self.protocols}

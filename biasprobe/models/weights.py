@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from biasprobe.core.errors import ModelError
+from biasprobe.core.torchfiles import load_problem
 
 __all__ = ["load_into", "read_state_dict"]
 
@@ -16,8 +17,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A plain state_dict from a file holding one, or holding it under 'state_dict'/'model'."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files
-        raise ModelError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # torch raises many types for bad files: say what the file is instead
+        raise ModelError(f"cannot read weights {path}: it {load_problem(path, exc)}") from exc
     if isinstance(data, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if isinstance(data.get(key), dict):

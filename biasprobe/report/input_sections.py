@@ -34,9 +34,11 @@ def duplicates(scores: pd.DataFrame | None) -> dict[str, object]:
 
 
 def skipped(inputs: ReportInputs) -> list[dict[str, str]]:
-    """Every input a stage skipped, with the stage and the reason."""
+    """Every input a stage skipped, with the stage and the reason: the index build's (with
+    --index), the score's, then each invariance table's."""
     rows = []
-    sources = [("score", inputs.scores_skipped)] + [(f"invariance {i.model}", i.skipped) for i in inputs.invariance]
+    sources = [("index build", inputs.index_skipped), ("score", inputs.scores_skipped)]
+    sources += [(f"invariance {i.model}", i.skipped) for i in inputs.invariance]
     for source, table in sources:
         if table.empty:
             continue

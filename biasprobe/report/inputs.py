@@ -4,7 +4,13 @@ the index's meta.json and training boxes, and boxes files. Optional parts may be
 Stage summaries and meta.json are read as plain JSON objects: the report shows them whole in
 its provenance and looks up only a few keys (``images_root`` and the ones ``_read_invariance``
 and ``ReportInputs.neighbour_roots`` name), so typed records' ``format`` and ``format_version``
-keys, or any other new key, never stop a report."""
+keys, or any other new key, never stop a report.
+
+Every stage's skipped inputs are read: the scores' and each invariance table's companions, and
+with ``--index`` the index build's ``skipped.parquet``. The index files the report reads
+(``skipped.parquet``, ``boxes.parquet``) are checked against the sizes and SHA-256 its
+``meta.json`` recorded (an index of format version 3 or later), and a table with no row is
+refused: a stage that could use no image never writes one."""
 
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from biasprobe.core.errors import InputError
-from biasprobe.core.io import companion, read_table
+from biasprobe.core.digests import FileDigest, read_verified
+from biasprobe.core.errors import DamagedStateError, InputError
+from biasprobe.core.io import companion, parse_table, read_table
 from biasprobe.core.records import read_json_object
 from biasprobe.data.boxes import read_boxes
 
@@ -65,6 +72,7 @@ class ReportInputs:
     invariance: tuple[InvarianceInput, ...]
     index_meta: dict = field(default_factory=dict)
     index_path: Path | None = None
+    index_skipped: pd.DataFrame = field(default_factory=pd.DataFrame)
     boxes_train: np.ndarray | None = None
     boxes_test: np.ndarray | None = None
     images_root: str | None = None
@@ -104,16 +112,42 @@ def _frame_boxes(frame: pd.DataFrame | None) -> np.ndarray | None:
     return values if len(values) else None
 
 
-def _index_boxes(index: Path) -> np.ndarray | None:
+def _index_table(index: Path, meta: Mapping[str, object], name: str) -> pd.DataFrame:
+    """A table of the index folder, checked against the digest its meta.json recorded, if any."""
+    recorded = meta.get("files")
+    if not isinstance(recorded, Mapping) or name not in recorded:
+        return read_table(index / name)  # an index from before digests were recorded
+    try:
+        digest = FileDigest.from_json(recorded[name])
+    except ValueError as exc:
+        raise DamagedStateError(f"index {index} is damaged: meta.json records {name} as {recorded[name]!r}") from exc
+    data, why = read_verified(index / name, digest)
+    if why is not None:
+        raise DamagedStateError(f"index {index} is damaged: {name} {why}; rebuild it with 'biasprobe index build'")
+    assert data is not None
+    return parse_table(data, source=str(index / name))
+
+
+def _index_boxes(index: Path, meta: Mapping[str, object]) -> np.ndarray | None:
     for file in sorted(index.glob("*boxes*.parquet")):
-        found = _frame_boxes(read_table(file))
+        found = _frame_boxes(_index_table(index, meta, file.name))
         if found is not None:
             return found
     return None
 
 
+def _refuse_empty(table: pd.DataFrame, path: Path, stage: str) -> None:
+    if table.empty:
+        skipped = companion(path, "skipped")
+        raise InputError(
+            f"{path} holds no image (an empty '{stage}' table, e.g. from a run where no image could be used; "
+            f"see {skipped.name}): run 'biasprobe {stage}' again on usable images"
+        )
+
+
 def _read_invariance(path: Path, taken: set[str]) -> InvarianceInput:
     table = read_table(path)
+    _refuse_empty(table, path, "invariance")
     summary = read_json(companion(path, "summary"))
     model = str(table["model"].iloc[0]) if "model" in table.columns and len(table) else ""
     model = model or str(summary.get("model", {}).get("model", "")) or path.stem
@@ -139,16 +173,21 @@ def load_inputs(
         raise InputError("no invariance file given; pass at least one output of 'biasprobe invariance'")
     scores_path = Path(scores) if scores is not None else None
     scores_df = read_table(scores_path) if scores_path is not None else None
+    if scores_df is not None and scores_path is not None:
+        _refuse_empty(scores_df, scores_path, "score")
     taken: set[str] = set()
     invariance = tuple(_read_invariance(Path(p), taken) for p in invariance_files)
     index_meta: dict = {}
     index_path = Path(index) if index is not None else None
+    index_skipped = pd.DataFrame()
     train = None
     if index_path is not None:
         if not (index_path / "meta.json").is_file():
             raise InputError(f"--index {index_path} has no meta.json; expected a folder made by 'biasprobe index build'")
         index_meta = read_json(index_path / "meta.json")
-        train = _index_boxes(index_path)
+        train = _index_boxes(index_path, index_meta)
+        if (index_path / "skipped.parquet").is_file():
+            index_skipped = _index_table(index_path, index_meta, "skipped.parquet")
     if boxes_train is not None:
         train = boxes_features(boxes_train)
     test = boxes_features(boxes_test) if boxes_test is not None else _frame_boxes(scores_df)
@@ -160,6 +199,7 @@ def load_inputs(
         invariance=invariance,
         index_meta=index_meta,
         index_path=index_path,
+        index_skipped=index_skipped,
         boxes_train=train,
         boxes_test=test,
         images_root=str(images_root) if images_root is not None else None,

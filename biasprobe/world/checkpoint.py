@@ -12,6 +12,7 @@ import torch
 
 from biasprobe.core.errors import ModelError
 from biasprobe.core.io import atomic_write_bytes
+from biasprobe.core.torchfiles import load_problem
 
 __all__ = ["read_checkpoint", "write_checkpoint"]
 
@@ -29,8 +30,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, obje
     """The state_dict and the config of a checkpoint written by ``biasprobe train``."""
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # torch raises many types for bad files: say what the file is instead
+        problem = load_problem(path, exc, what="a world checkpoint", hint="write one with 'biasprobe train'")
+        raise ModelError(f"cannot read checkpoint {path}: it {problem}") from exc
     if not isinstance(data, dict) or "state_dict" not in data or "config" not in data:
         raise ModelError(f"{path} is not a biasprobe world checkpoint (expected state_dict and config)")
     return data["state_dict"], json.loads(data["config"])
