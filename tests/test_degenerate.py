@@ -3,6 +3,7 @@ command's table and the report (docs/protocols.md section 3.4)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -117,3 +118,5 @@ def test_cli_invariance_table_flags_constant_predictions(dead_world_model, tmp_p
     warnings = [line for line in printed if line.startswith("warning: ")]
     assert len(warnings) == 2 and "world_vgg, protocol crop: predictions are (nearly) constant: class 3 is the top-1 " \
         "of 100.0% of 18 views (1 distinct class, 6 images)" in warnings[0]
+    summary = json.loads(out.with_name("dead.summary.json").read_text())
+    assert summary["protocols"]["crop"]["constant_predictions"] is True and summary["protocols"]["crop"]["modal_share"] == 1.0

@@ -138,7 +138,7 @@ def measure_invariance(
         parameters={**params.to_dict(), "protocols": list(names), "batch_size": batch_size,
                     "chunk_images": chunk_images, "bootstrap_seed": seed, "k": k if index is not None else None,
                     "images": len(records), "runtime": runtime.to_dict()},
-        protocols=summarise(images, protocols=names, seed=seed),
+        protocols=summarise(images, protocols=names, seed=seed, views=views),
         skipped=len(skipped),
         images_root=source.images_root,
         versions=library_versions(),

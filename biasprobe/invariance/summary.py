@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from biasprobe.analysis import Estimate, group_stats
+from biasprobe.analysis import Estimate, group_stats, prediction_spread
 from biasprobe.core.records import JsonRecord
 
 __all__ = ["InvarianceSummary", "summarise"]
@@ -18,12 +18,17 @@ def _ci(estimate: Estimate) -> list[float]:
     return [estimate.ci_low, estimate.ci_high]
 
 
-def summarise(images: pd.DataFrame, *, protocols: Sequence[str], seed: int = 0) -> dict[str, dict[str, Any]]:
+def summarise(
+    images: pd.DataFrame, *, protocols: Sequence[str], seed: int = 0, views: pd.DataFrame | None = None
+) -> dict[str, dict[str, Any]]:
     """Per protocol: n, pairs, flips, P(top-1 change), MAC, consistency, accuracy, 95% CIs.
 
     The figures are ``analysis.group_stats`` (docs/protocols.md sections 3 and 5): P(change) =
     sum(flips) / sum(pairs), MAC = mean of all per-pair changes, bootstrap CIs over images.
+    ``constant_predictions`` flags (nearly) constant answers (section 3.4; ``modal_share`` is the
+    share of the answers that are the most common class).
     """
+    spread = {s.protocol: s for s in prediction_spread(images, views)}
     out: dict[str, dict[str, Any]] = {}
     for name in protocols:
         stats = group_stats(images[images["protocol"] == name], seed=seed)
@@ -35,6 +40,8 @@ def summarise(images: pd.DataFrame, *, protocols: Sequence[str], seed: int = 0) 
             "mac": mac.value, "mac_ci": _ci(mac),
             "consistency": 1.0 - change.value, "consistency_ci": [1.0 - change.ci_high, 1.0 - change.ci_low],
             "accuracy": accuracy.value if known else None, "accuracy_ci": _ci(accuracy) if known else None,
+            "constant_predictions": bool(name in spread and spread[name].constant),
+            "modal_share": spread[name].modal_share if name in spread else None,
         }  # fmt: skip
     return out
 
