@@ -49,7 +49,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     parser.add_argument("--version", action="version", version=f"biasprobe {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    sub = cast(LazySubcommands, parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubcommands))
+    sub = cast(LazySubcommands, parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubcommands,
+                                                      help="biasprobe COMMAND --help shows its flags"))
     for command in COMMANDS:
         sub.add_command(command)
     return parser, {command.NAME: command for command in COMMANDS}

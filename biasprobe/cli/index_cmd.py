@@ -12,7 +12,7 @@ DESCRIPTION = HELP
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    actions = p.add_subparsers(dest="index_action", metavar="ACTION", required=True)
+    actions = p.add_subparsers(dest="index_action", metavar="ACTION", required=True, help="what to do with an index")
     b = actions.add_parser(
         "build",
         help="embed images and build the index",
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "leave-one-out reference, fit the box density when boxes are given. An interrupted "
         "build resumes from its finished shards when re-run with the same arguments.",
     )
-    b.add_argument("--images", required=True, metavar="DIR", help="training images: a folder, a .csv manifest or builtin:photos")
+    b.add_argument("--images", required=True, metavar="SOURCE", help="training images: a folder, a .csv manifest or builtin:photos")
     add_model_flags(b)
     b.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML file/folder or CSV) for the pose density")
     b.add_argument("--out", required=True, metavar="DIR", help="index folder to write")

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from biasprobe.invariance.protocols import list_protocols
 
     add_model_flags(p)
-    p.add_argument("--images", required=True, metavar="DIR", help="a folder, a .csv manifest or builtin:photos")
+    p.add_argument("--images", required=True, metavar="SOURCE", help="images to measure: a folder, a .csv manifest or builtin:photos")
     p.add_argument("--protocol", required=True, metavar="LIST",
                    help="comma-separated: " + ", ".join(protocol.name for protocol in list_protocols()))  # fmt: skip
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="per-image table; companions go beside it")
