@@ -36,7 +36,11 @@ def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    """--limit, --classes, --seed."""
-    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="use only the first N images (a quick look)")
+    """--limit or --sample, --classes, --seed."""
+    some = parser.add_mutually_exclusive_group()
+    some.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                      help="use only the first N images in the source's order (a quick look; one class of an ImageFolder tree)")
+    some.add_argument("--sample", type=positive_int, default=None, metavar="N",
+                      help="use a random sample of N images drawn with --seed, in proportion to the labels when there are labels")
     parser.add_argument("--classes", metavar="FILE", default=None, help="map folder names (e.g. ImageNet wnids) to class indices and names")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

@@ -18,7 +18,7 @@ __all__ = ["model_from_args", "runtime_from_args", "source_from_args"]
 
 
 def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) -> ImageSource:
-    """--images with --classes, --boxes and --limit; with ``model``, labels are read and checked
+    """--images with --classes, --boxes and --limit or --sample (with --seed); with ``model``, labels are read and checked
     against its classes (wnid folders get an ImageNet model's indices; data/labels.py)."""
     from biasprobe.data.classes import read_class_map
     from biasprobe.data.sources import open_source
@@ -29,7 +29,8 @@ def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) 
 
         space = class_space(model)
     classes = read_class_map(args.classes) if args.classes else None
-    return open_source(args.images, classes=classes, class_space=space, boxes=args.boxes, limit=args.limit)
+    return open_source(args.images, classes=classes, class_space=space, boxes=args.boxes, limit=args.limit,
+                       sample=args.sample, seed=args.seed)
 
 
 def runtime_from_args(args: argparse.Namespace) -> Runtime:
