@@ -23,6 +23,7 @@ from biasprobe.cli import (
     world_cmd,
 )
 from biasprobe.cli.command import Command, LazySubcommands
+from biasprobe.cli.preamble import check_paths
 from biasprobe.core.errors import BiasprobeError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        check_paths(args)  # before any command imports torch: a mistyped path fails at once
         return commands[args.command].run(args)
     except BiasprobeError as exc:
         if args.debug:

@@ -12,8 +12,7 @@ DESCRIPTION = HELP + ". The checkpoint loads with --model ARCH --weights FILE."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING
-    from biasprobe.world.train import AUGMENTS, SCALE_RANGE
+    from biasprobe.world.choices import AUGMENTS, SCALE_RANGE, WORLD_ARCHS, WORLD_PREPROCESSING
 
     size, canvas = WORLD_PREPROCESSING.input_size, WORLD_PREPROCESSING.resize_size
     low, high = SCALE_RANGE
