@@ -67,7 +67,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--limit or --sample, --classes, --seed."""
     some = parser.add_mutually_exclusive_group()
     some.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                      help="use only the first N images in the source's order (a quick look; one class of an ImageFolder tree)")
+                      help="use only the first N images in the source's order (a quick look; on an ImageFolder tree, the first classes only)")
     some.add_argument("--sample", type=positive_int, default=None, metavar="N",
                       help="use a random sample of N images drawn with --seed, in proportion to the labels when there are labels")
     parser.add_argument("--classes", metavar="FILE", default=None, help="map folder names (e.g. ImageNet wnids) to class indices and names")

@@ -110,8 +110,9 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) -> ImageSource:
-    """--images with --classes, --boxes and --limit or --sample (with --seed); with ``model``, labels are read and checked
-    against its classes (wnid folders get an ImageNet model's indices; data/labels.py)."""
+    """--images with --classes, --boxes and --limit or --sample (with --seed); with ``model``,
+    labels are read and checked against its classes (wnid folders get an ImageNet model's
+    indices; data/labels.py)."""
     from biasprobe.data.classes import read_class_map
     from biasprobe.data.sources import open_source
 
