@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup setup-cpu demo test lint typecheck bench clean
 
 $(BIN)/biasprobe: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,6 +12,16 @@ $(BIN)/biasprobe: pyproject.toml
 	touch $(BIN)/biasprobe
 
 setup: $(BIN)/biasprobe
+
+# Without a GPU (README, Install): torch and torchvision from PyTorch's CPU index, without the
+# CUDA libraries, then biasprobe as `setup` installs it. Not the default: CI uses `setup`.
+# Run it in a fresh clone or after `make clean` (a CUDA build already in .venv is kept).
+setup-cpu:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install -e '.[dev]'
+	touch $(BIN)/biasprobe
 
 demo: setup
 	$(BIN)/biasprobe demo

@@ -278,3 +278,22 @@ def test_the_protocol_order_is_the_registrys():
 
     assert tuple(p.name for p in list_protocols()) == an.PROTOCOL_ORDER
     assert an.protocol_order(["zz", "zhang", "aa", "crop"]) == ["crop", "zhang", "aa", "zz"]
+
+
+def test_analyse_reads_tables_given_as_paths_and_names_what_it_wants(tmp_path) -> None:
+    from pathlib import Path
+
+    scores = make_scores(120)
+    inv = make_invariance(scores, effect=1.0)[0]
+    scores.to_parquet(tmp_path / "s.parquet")
+    inv.to_parquet(tmp_path / "x.parquet")
+    from_frames = an.analyse(scores, inv)[0]
+    for s, x in [(str(tmp_path / "s.parquet"), str(tmp_path / "x.parquet")), (tmp_path / "s.parquet", Path(tmp_path / "x.parquet"))]:
+        from_files = an.analyse(s, x)[0]
+        assert from_files.spearman == from_frames.spearman and from_files.overall == from_frames.overall
+    assert an.analyse(None, tmp_path / "x.parquet")[0].spearman is None
+    with pytest.raises(InputError, match="table not found"):
+        an.analyse(tmp_path / "nope.parquet", inv)
+    with pytest.raises(TypeError, match=r"^analyse\(\) takes the invariance table as a pandas DataFrame or the path of its "
+                                        r"Parquet file, got dict$"):
+        an.analyse(scores, {"image_id": []})  # type: ignore[arg-type]

@@ -30,7 +30,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
 def test_quick_demo_writes_report_and_summary(demo_run) -> None:
     out, run = demo_run
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "[1/12] write the photographer's-bias world" in run.stdout
+    assert "[1/11] write the photographer's-bias world" in run.stdout
+    numbered = [line for line in run.stdout.splitlines() if line.startswith("[")]
+    assert numbered[-1].startswith("[11/11] write the HTML report (at ")  # the counter reaches its total
+    assert [line.split("]")[0] for line in numbered] == [f"[{i}/11" for i in range(1, 12)]
+    assert "min left)" in numbered[-2] or "under a minute left)" in numbered[-2]
     assert f"report: {out}/report.html" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= {"world", "photos", "provenance"}
@@ -71,6 +75,6 @@ def test_interrupted_demo_resumes_from_finished_steps(demo_run) -> None:
     again = _demo(out)
     assert again.returncode == 0, again.stderr[-3000:]
     kept = [line for line in again.stdout.splitlines() if "already done, kept" in line]
-    assert len(kept) == 9 and "[8/12] invariance of world_vgg (augmented) on every protocol (at" in again.stdout
+    assert len(kept) == 9 and "[8/11] invariance of world_vgg (augmented) on every protocol (at" in again.stdout
     after = json.loads((out / "summary.json").read_text())
     assert after["world"] == before["world"] and after["photos"] == before["photos"]

@@ -5,7 +5,9 @@ were scored."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -15,6 +17,7 @@ from biasprobe.analysis.control import LogisticResult, logistic_control
 from biasprobe.analysis.groups import GroupStats, group_stats
 from biasprobe.analysis.join import join_scores
 from biasprobe.analysis.stats import Estimate, spearman_estimate
+from biasprobe.core.io import read_table
 
 __all__ = ["ProtocolAnalysis", "analyse", "analyse_protocol"]
 
@@ -80,17 +83,33 @@ def analyse_protocol(
     )
 
 
+def _table(value: pd.DataFrame | str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A table given as a DataFrame, or read from the path of its Parquet file."""
+    if isinstance(value, pd.DataFrame):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return read_table(Path(value))
+    raise TypeError(f"analyse() takes the {what} table as a pandas DataFrame or the path of its Parquet file, "
+                    f"got {type(value).__name__}")  # fmt: skip
+
+
 def analyse(
-    scores: pd.DataFrame | None,
-    invariance: pd.DataFrame,
+    scores: pd.DataFrame | str | os.PathLike[str] | None,
+    invariance: pd.DataFrame | str | os.PathLike[str],
     *,
     bins: int = 10,
     seed: int = 0,
     progress: bool = False,
 ) -> list[ProtocolAnalysis]:
-    """``analyse_protocol`` for every (model, protocol) of the invariance rows, in table order."""
+    """``analyse_protocol`` for every (model, protocol) of the invariance rows, in table order.
+
+    ``scores`` (the output of ``biasprobe score``, or None) and ``invariance`` (of ``biasprobe
+    invariance``) are DataFrames or paths of those Parquet files.
+    """
     from tqdm import tqdm
 
+    scores = None if scores is None else _table(scores, "scores")
+    invariance = _table(invariance, "invariance")
     joined = join_scores(scores, invariance)
     pairs = list(joined[["model", "protocol"]].drop_duplicates().itertuples(index=False))
     return [

@@ -23,6 +23,7 @@ from biasprobe.cli import (
     world_cmd,
 )
 from biasprobe.cli.command import Command, LazySubcommands
+from biasprobe.cli.preamble import check_paths
 from biasprobe.core.errors import BiasprobeError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -49,7 +50,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     parser.add_argument("--version", action="version", version=f"biasprobe {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
-    sub = cast(LazySubcommands, parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubcommands))
+    sub = cast(LazySubcommands, parser.add_subparsers(dest="command", metavar="COMMAND", action=LazySubcommands,
+                                                      help="biasprobe COMMAND --help shows its flags"))
     for command in COMMANDS:
         sub.add_command(command)
     return parser, {command.NAME: command for command in COMMANDS}
@@ -68,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        check_paths(args)  # before any command imports torch: a mistyped path fails at once
         return commands[args.command].run(args)
     except BiasprobeError as exc:
         if args.debug:

@@ -1,10 +1,38 @@
-"""Flags shared by several subcommands, defined once."""
+"""Flags shared by several subcommands, defined once.
+
+Building a command's parser imports no torch (the choices come from torch-free modules, and a
+help text that needs a registry is computed only when help is shown: ``LazyHelp``), so a
+command can check its paths before the libraries load (``preamble.check_paths``).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
+from typing import Any
 
-__all__ = ["add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
+__all__ = ["LazyHelp", "add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
+
+
+class LazyHelp(argparse.Action):
+    """A plain store action whose help text comes from ``help_text()`` when help is shown
+    (``add_argument(..., action=LazyHelp, help_text=FUNCTION)``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, help_text: Callable[[], str], **kwargs: Any) -> None:
+        self._help_text = help_text
+        super().__init__(option_strings, dest, **kwargs)
+
+    @property
+    def help(self) -> str:
+        return self._help_text()
+
+    @help.setter
+    def help(self, _value: str | None) -> None:
+        """argparse sets it; the text always comes from ``help_text``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
 
 
 def positive_int(text: str) -> int:
@@ -20,7 +48,7 @@ def positive_int(text: str) -> int:
 
 def add_runtime_flags(parser: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
     """--device, --batch-size, --threads, --precision (choices: what Runtime.create accepts)."""
-    from biasprobe.engine.runtime import DEVICES, PRECISIONS  # torch: only once a command is chosen
+    from biasprobe.engine.choices import DEVICES, PRECISIONS
 
     group = parser.add_argument_group("runtime")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto = cuda if present)")
@@ -36,7 +64,11 @@ def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    """--limit, --classes, --seed."""
-    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="use only the first N images (a quick look)")
+    """--limit or --sample, --classes, --seed."""
+    some = parser.add_mutually_exclusive_group()
+    some.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                      help="use only the first N images in the source's order (a quick look; on an ImageFolder tree, the first classes only)")
+    some.add_argument("--sample", type=positive_int, default=None, metavar="N",
+                      help="use a random sample of N images drawn with --seed, in proportion to the labels when there are labels")
     parser.add_argument("--classes", metavar="FILE", default=None, help="map folder names (e.g. ImageNet wnids) to class indices and names")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

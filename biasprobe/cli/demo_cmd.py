@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import time
 
+from biasprobe.demo.timing import CONDITIONS, FULL_DEMO, QUICK_DEMO, UNDER_LOAD
+
 NAME = "demo"
 HELP = "run the whole pipeline on the built-in world and the bundled photos, ending in an HTML report"
 DESCRIPTION = (HELP + ". Writes OUT/report.html and OUT/summary.json; intermediate files go to "
-               "OUT/work and a re-run resumes from the finished steps.")
+               f"OUT/work and a re-run resumes from the finished steps. It takes {FULL_DEMO} {CONDITIONS} "
+               f"({QUICK_DEMO} with --quick); {UNDER_LOAD}.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="reports/demo", metavar="DIR", help="output folder (default: reports/demo)")
-    p.add_argument("--quick", action="store_true", help="fewer images and epochs, one architecture (about 3 minutes)")
+    p.add_argument("--quick", action="store_true", help=f"fewer images and epochs, one architecture ({QUICK_DEMO} {CONDITIONS})")
     p.add_argument("--seed", type=int, default=0, help="random seed for the world, training and resampling (default: 0)")
 
 

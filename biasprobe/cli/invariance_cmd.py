@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import LazyHelp, add_data_flags, add_model_flags, add_runtime_flags, positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,13 +16,16 @@ HELP = "measure top-1 changes under 1-pixel shifts and rescales, per image and p
 DESCRIPTION = HELP
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from biasprobe.invariance.protocols import list_protocols
+def _protocols_help() -> str:
+    from biasprobe.invariance.protocols import list_protocols  # torch: only when help is shown
 
+    return "comma-separated: " + ", ".join(protocol.name for protocol in list_protocols())
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_flags(p)
-    p.add_argument("--images", required=True, metavar="DIR", help="a folder, a .csv manifest or builtin:photos")
-    p.add_argument("--protocol", required=True, metavar="LIST",
-                   help="comma-separated: " + ", ".join(protocol.name for protocol in list_protocols()))  # fmt: skip
+    p.add_argument("--images", required=True, metavar="SOURCE", help="images to measure: a folder, a .csv manifest or builtin:photos")
+    p.add_argument("--protocol", required=True, metavar="LIST", action=LazyHelp, help_text=_protocols_help)
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="per-image table; companions go beside it")
     p.add_argument("--max-shift", type=positive_int, default=None, metavar="M",
                    help="views per image minus one (default: the model's, 32 at 224 px)")  # fmt: skip

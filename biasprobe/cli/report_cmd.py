@@ -17,11 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", metavar="DIR", default=None, help="index folder (meta.json and training boxes)")
     p.add_argument("--boxes-train", metavar="FILE", default=None, help="training boxes (Pascal VOC XML or CSV)")
     p.add_argument("--boxes-test", metavar="FILE", default=None, help="test boxes (Pascal VOC XML or CSV)")
-    p.add_argument("--images", metavar="DIR", default=None,
-                   help="root of the image paths in the tables, for thumbnails (default: what the tables recorded)")
+    p.add_argument("--images", metavar="SOURCE", default=None,
+                   help="where the tables' images are, for thumbnails: the --images given to score and invariance "
+                   "(a folder, a .csv manifest or builtin:photos; default: what the tables recorded)")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations (default: 0)")
-    p.add_argument("--out", required=True, metavar="FILE.html")
+    p.add_argument("--out", required=True, metavar="FILE.html", help="the report to write: one self-contained HTML file")
 
 
 def run(args: argparse.Namespace) -> int:

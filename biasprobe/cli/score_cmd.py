@@ -19,7 +19,7 @@ DESCRIPTION = HELP
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True, metavar="DIR", help="an index folder from 'biasprobe index build'")
-    p.add_argument("--images", required=True, metavar="DIR", help="images to score: a folder, a .csv manifest or builtin:photos")
+    p.add_argument("--images", required=True, metavar="SOURCE", help="images to score: a folder, a .csv manifest or builtin:photos")
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="score table (companions .summary.json, .skipped.parquet beside it)")
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (1..min(50, training images - 1); default: 10)")
     p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes of the scored images, for pose_atypicality")

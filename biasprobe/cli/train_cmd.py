@@ -12,13 +12,12 @@ DESCRIPTION = HELP + ". The checkpoint loads with --model ARCH --weights FILE."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING
-    from biasprobe.world.train import AUGMENTS, SCALE_RANGE
+    from biasprobe.world.choices import AUGMENTS, SCALE_RANGE, WORLD_ARCHS, WORLD_PREPROCESSING
 
     size, canvas = WORLD_PREPROCESSING.input_size, WORLD_PREPROCESSING.resize_size
     low, high = SCALE_RANGE
     p.add_argument("--data", required=True, metavar="DIR", help="a world folder written by 'biasprobe world'")
-    p.add_argument("--arch", required=True, choices=WORLD_ARCHS)
+    p.add_argument("--arch", required=True, choices=WORLD_ARCHS, help="the world CNN to train (later: --model ARCH --weights FILE)")
     p.add_argument("--out", required=True, metavar="FILE", help="checkpoint to write")
     p.add_argument("--augment", choices=AUGMENTS, default=None,
                    help=f"crop: random {size}-pixel windows of the {canvas}-pixel canvas; "

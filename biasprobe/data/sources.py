@@ -39,6 +39,7 @@ from biasprobe.data.labels import ClassSpace, Labeller
 from biasprobe.data.loading import IMAGE_SUFFIXES, load_image
 from biasprobe.data.names import escape_name, printable
 from biasprobe.data.photos import BUILTIN_PHOTOS, bundled_photo_paths
+from biasprobe.data.sampling import sample_positions
 
 __all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "attach_boxes", "bundled_photo_paths", "open_source"]
 
@@ -73,7 +74,8 @@ class ImageRecord:
 class ImageSource:
     """An ordered collection of images and the inputs that were skipped while listing them.
 
-    ``labels_from`` says in one line how labels were assigned (None without labels).
+    ``labels_from`` says in one line how labels were assigned (None without labels);
+    ``selection`` which of the listed images were kept (None: all of them).
     """
 
     name: str
@@ -81,6 +83,7 @@ class ImageSource:
     records: list[ImageRecord]
     skipped: list[Skipped] = field(default_factory=list)
     labels_from: str | None = None
+    selection: str | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -107,7 +110,25 @@ class ImageSource:
             return self
         if limit < 1:
             raise InputError(f"--limit must be at least 1, got {limit}")
-        return replace(self, records=self.records[:limit])
+        return replace(self, records=self.records[:limit], selection=f"the first {limit}")
+
+    def sampled(self, n: int | None, seed: int = 0) -> ImageSource:
+        """A seeded sample of ``n`` images (all of them when ``n`` is None), stratified by label
+        when there are labels, in the source's order (``data.sampling``): the same seed and files
+        give the same sample whatever order the source lists them in."""
+        if n is None:
+            return self
+        if n < 1:
+            raise InputError(f"--sample must be at least 1, got {n}")
+        if seed < 0:
+            raise InputError(f"--sample needs a --seed of 0 or more, got {seed}")
+        strata = [r.label for r in self.records] if self.has_labels else [None] * len(self.records)
+        positions = sample_positions([r.path for r in self.records], strata, n, seed)
+        records = [self.records[i] for i in positions]
+        classes = len(set(strata)) if self.has_labels else 0
+        log.info("--sample %d (seed %d): %d of %d images%s", n, seed, len(records), len(self.records),
+                 f", stratified by label over {classes} labels" if classes else "")  # fmt: skip
+        return replace(self, records=records, selection=f"a sample of {n}, seed {seed}")
 
 
 def _is_image(name: str) -> bool:
@@ -313,12 +334,18 @@ def open_source(
     class_space: ClassSpace | None = None,
     boxes: str | Path | None = None,
     limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> ImageSource:
     """Open a folder, a CSV manifest or ``builtin:photos`` as an ordered list of images.
 
     ``class_space``: the classes of the model the images are for; labels are then checked
-    against it (``data.labels``) and wnid folders get its indices.
+    against it (``data.labels``) and wnid folders get its indices. ``limit`` keeps the first
+    images; ``sample`` a seeded sample stratified by label (after boxes, whose object names
+    may give the labels), ``seed`` its seed.
     """
+    if limit is not None and sample is not None:
+        raise InputError("--limit and --sample cannot be combined: --limit takes the first N images, --sample a seeded sample of N")
     labeller = Labeller.create(classes, class_space)
     if str(spec) == BUILTIN_PHOTOS:
         source = _bundled_source()
@@ -338,5 +365,6 @@ def open_source(
         raise InputError(f"no images found in {spec}{reasons}")
     if boxes is not None:
         source = attach_boxes(source, boxes, labeller=labeller)
+    source = source.sampled(sample, seed)
     labeller.check(source.records)
     return source

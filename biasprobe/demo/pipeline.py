@@ -28,7 +28,7 @@ from biasprobe.analysis import protocol_figures
 from biasprobe.core.hashing import short_digest
 from biasprobe.core.io import read_table, write_json
 from biasprobe.data.sources import BUILTIN_PHOTOS, open_source
-from biasprobe.demo.steps import DemoSteps
+from biasprobe.demo.steps import DemoSteps, Step
 from biasprobe.engine.runtime import Runtime
 from biasprobe.invariance.protocols import list_protocols
 from biasprobe.models import create_model
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from biasprobe.index import TrainingIndex
     from biasprobe.models import ProbeModel
 
-__all__ = ["DemoPlan", "run_demo"]
+__all__ = ["DemoPlan", "demo_steps", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,31 @@ class DemoPlan:
         return asdict(self)
 
 
+# Typical seconds of each kind of step (quick, full) on 2 CPU cores, from the step_seconds of
+# measured runs; only their proportions matter (the time-left estimate of demo/steps.py).
+TYPICAL_SECONDS: dict[str, tuple[float, float]] = {
+    "world": (2, 2), "train": (20, 45), "index": (6, 17), "score": (1, 2), "invariance": (18, 45),
+    "photos": (20, 43), "report": (12, 20),
+}
+
+
+def demo_steps(plan: DemoPlan) -> list[Step]:
+    """The demo's steps in the order run_demo runs them (DemoSteps refuses any other)."""
+
+    def step(title: str, kind: str) -> Step:
+        return Step(title, TYPICAL_SECONDS[kind][0 if plan.quick else 1])
+
+    steps = [step("write the photographer's-bias world", "world")]
+    for arch in plan.archs:
+        steps += [step(f"train {arch} ({variant})", "train") for variant in VARIANTS]
+        steps.append(step(f"index the training split with {arch} (baseline)", "index"))
+        steps.append(step(f"score the test split against the {arch} index", "score"))
+        steps += [step(f"invariance of {arch} ({variant}) on every protocol", "invariance") for variant in VARIANTS]
+    steps.append(step(f"invariance of {PHOTO_MODEL} on the bundled photos", "photos"))
+    steps.append(step("write the HTML report", "report"))
+    return steps
+
+
 def _score_to_file(index: TrainingIndex, source: ImageSource, model: ProbeModel, path: Path, *,
                    runtime: Runtime, batch_size: int, command: list[str] | None) -> None:
     from biasprobe.index import score_images
@@ -97,8 +122,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     for sub in ("models", "indices", "tables"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     runtime = Runtime.create()
-    per_arch = 1 + len(VARIANTS) + 1 + 1 + len(VARIANTS)
-    steps = DemoSteps(1 + per_arch * len(plan.archs) + 1 + 1, work)
+    steps = DemoSteps(demo_steps(plan), work)
     started = time.perf_counter()
     protocols = list(plan.protocols)
 
@@ -163,9 +187,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
 
     primary = plan.archs[0]
     report_path = out / "report.html"
-    steps.done += 1
-    print(f"[{steps.done}/{steps.total}] write the HTML report", flush=True)
-    write_report(
+    steps.always("write the HTML report", partial(
+        write_report,
         scores_files[primary],
         [f for f in invariance_files if f.name.startswith(f"{primary}-")],
         out=report_path,
@@ -179,7 +202,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                                 images_root=BUILTIN_PHOTOS)],
         seed=plan.seed,
         command=command,
-    )
+    ))
     summary = {
         "world": summary_world,
         "photos": summary_photos,

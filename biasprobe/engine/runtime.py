@@ -10,17 +10,12 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from biasprobe.engine.choices import DEVICES, PRECISIONS
 from biasprobe.engine.malloc_tuning import malloc_tuned, tune_malloc
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 __all__ = ["DEVICES", "PRECISIONS", "Runtime", "select_device", "set_threads"]
-
-DEVICES = ("auto", "cpu", "cuda")
-"""What ``--device`` accepts: ``auto`` is CUDA when present, else the CPU."""
-
-PRECISIONS = ("fp32", "bf16")
-"""What ``--precision`` accepts: ``bf16`` autocasts the forward pass (a screening mode)."""
 
 
 def _one_of(choices: tuple[str, ...]) -> str:

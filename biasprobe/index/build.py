@@ -107,7 +107,7 @@ def build_index(
     model = runtime.prepare(model)
     signature = ModelSignature.of(model)
     settings = {"signature": signature.to_json(), "source": source.name, "records": len(source.records),
-                "batch_size": batch_size, "shard_size": shard_size, "factory": factory, "seed": seed}
+                "selection": source.selection, "batch_size": batch_size, "shard_size": shard_size, "factory": factory, "seed": seed}
     if factory is not None:
         check_factory(factory, embedding_dim(model))
     out.mkdir(parents=True, exist_ok=True)

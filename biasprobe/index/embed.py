@@ -75,7 +75,9 @@ def iter_embedded(
     """Yield embedded batches of ``records[start:stop]`` in order.
 
     A batch never crosses a multiple of ``boundaries`` (the shard size), so batches are the
-    same whether a run starts at 0 or resumes at a shard boundary.
+    same whether a run starts at 0 or resumes at a shard boundary. ``progress`` counts the
+    images of each batch once the batch is embedded (not when decoded), so a full bar means
+    the embedding is done.
     """
     stop = len(records) if stop is None else min(stop, len(records))
     prep = model.preprocessing
@@ -86,6 +88,8 @@ def iter_embedded(
 
     def flush() -> EmbeddedBatch:
         emb = _forward(model, runtime, [p.tensor for p in pending]) if pending else np.zeros((0, 0), np.float32)
+        if progress is not None:
+            progress.update(len(pending) + len(skipped))
         batch = EmbeddedBatch([p.record for p in pending], [p.image_id for p in pending], [p.position for p in pending], emb,
                               list(skipped), block or 0)
         pending.clear()
@@ -103,8 +107,6 @@ def iter_embedded(
         else:
             log.warning("skipped %s: %s", item[1].path, item[1].reason)
             skipped.append(item[1])
-        if progress is not None:
-            progress.update(1)
         if len(pending) >= batch_size:
             yield flush()
     if pending or skipped:

@@ -77,21 +77,24 @@ class Neighbours:
         return np.where(found, pos, -1).astype(np.int64)
 
     def knn(
-        self, q: np.ndarray, k: int, image_ids: Iterable[str] | None = None, *, progress: bool = False
+        self, q: np.ndarray, k: int, image_ids: Iterable[str] | None = None, *, progress: bool = False, desc: str = "knn"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted exact distances (n, k) float32 and row positions (n, k) int64 of checked queries."""
+        """Sorted exact distances (n, k) float32 and row positions (n, k) int64 of checked queries
+        (with ``progress``, a bar labelled ``desc`` counts the queries searched)."""
         codes = self.query_codes(image_ids, len(q))
         multiplicity = np.bincount(self.codes, minlength=len(self.unique))
         excluded_n = np.where(codes >= 0, multiplicity[np.maximum(codes, 0)], 0)
         margin = 0 if self.exact else max(k, 10)
         out_d = np.empty((len(q), k), np.float32)
         out_r = np.empty((len(q), k), np.int64)
-        for lo in tqdm(range(0, len(q), _QUERY_CHUNK), desc="knn", unit="chunk", disable=not progress):
-            hi = min(len(q), lo + _QUERY_CHUNK)
-            qc, cc = q[lo:hi], codes[lo:hi]
-            width = k * self._max_copies + int(excluded_n[lo:hi].max(initial=0)) + margin
-            d, r = self._search_rerank(qc, cc, width, k)
-            out_d[lo:hi], out_r[lo:hi] = d, r
+        with tqdm(total=len(q), desc=desc, unit="img", disable=not progress) as bar:
+            for lo in range(0, len(q), _QUERY_CHUNK):
+                hi = min(len(q), lo + _QUERY_CHUNK)
+                qc, cc = q[lo:hi], codes[lo:hi]
+                width = k * self._max_copies + int(excluded_n[lo:hi].max(initial=0)) + margin
+                d, r = self._search_rerank(qc, cc, width, k)
+                out_d[lo:hi], out_r[lo:hi] = d, r
+                bar.update(hi - lo)
         return out_d, out_r
 
     def _search_rerank(self, q: np.ndarray, codes: np.ndarray, width: int, k: int) -> tuple[np.ndarray, np.ndarray]:

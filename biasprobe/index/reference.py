@@ -8,6 +8,8 @@ query's ``knn_dist`` with these images' leave-one-out ``knn_dist`` at the same k
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from biasprobe.core.errors import InputError
@@ -15,6 +17,8 @@ from biasprobe.index.meta import ReferenceInfo
 from biasprobe.index.neighbours import Neighbours
 
 __all__ = ["K_MAX", "REFERENCE_ALL_UP_TO", "REFERENCE_SAMPLE", "leave_one_out_reference"]
+
+log = logging.getLogger(__name__)
 
 K_MAX = 50
 REFERENCE_ALL_UP_TO = 100_000
@@ -33,7 +37,10 @@ def leave_one_out_reference(
         rng = np.random.default_rng(seed)
         first_rows = np.sort(rng.choice(first_rows, size=REFERENCE_SAMPLE, replace=False))
     k_ref = min(K_MAX, neighbours.unique_count - 1)
-    d, _ = neighbours.knn(neighbours.store.take(first_rows), k_ref, neighbours.ids[first_rows], progress=progress)
+    log.info("leave-one-out reference: the %d nearest other training images of %d%s images", k_ref, len(first_rows),
+             " sampled" if sampled else "")  # fmt: skip
+    d, _ = neighbours.knn(neighbours.store.take(first_rows), k_ref, neighbours.ids[first_rows], progress=progress,
+                          desc="leave-one-out")  # fmt: skip
     info = ReferenceInfo(k_max=K_MAX, k_ref=k_ref, images=len(first_rows), sampled=sampled,
                          seed=seed if sampled else None, distinct_images=neighbours.unique_count)
     return d, first_rows, info

@@ -34,7 +34,8 @@ def resolve_image(path: str, roots: tuple[str | Path | None, ...] = ()) -> Path 
     """The first existing file among ``path`` as given and ``path`` below each root.
 
     ``path`` is table text (``data.names``: non-UTF-8 bytes of a name escaped); a root of
-    ``builtin:photos`` maps names such as ``coffee.png`` to the bundled photos.
+    ``builtin:photos`` maps names such as ``coffee.png`` to the bundled photos, and a root that
+    is a ``.csv`` manifest stands for its folder (its paths are relative to it).
     """
     candidate = fs_path("", path)
     if candidate.is_absolute():
@@ -47,7 +48,8 @@ def resolve_image(path: str, roots: tuple[str | Path | None, ...] = ()) -> Path 
             if found is not None:
                 return found
             continue
-        full = Path(root) / candidate
+        base = Path(root)
+        full = (base.parent if base.suffix.lower() == ".csv" and base.is_file() else base) / candidate
         if full.is_file():
             return full
     return candidate if candidate.is_file() else None

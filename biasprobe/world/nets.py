@@ -21,14 +21,9 @@ from timm.layers import BlurPool2d
 from torch import nn
 
 from biasprobe.core.errors import ModelError
-from biasprobe.core.preprocessing import Preprocessing
+from biasprobe.world.choices import WORLD_ARCHS, WORLD_PREPROCESSING
 
 __all__ = ["NET_DEFAULTS", "WORLD_ARCHS", "WORLD_PREPROCESSING", "build_net", "net_config"]
-
-WORLD_ARCHS = ("world_vgg", "world_resnet")
-WORLD_PREPROCESSING = Preprocessing(
-    input_size=48, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=48 / 56, max_shift=8
-)
 
 
 NET_DEFAULTS: dict[str, dict[str, int]] = {

@@ -30,6 +30,7 @@ from biasprobe.data.transforms import normalise
 from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.stream import Prepared, iter_prepared
 from biasprobe.world.checkpoint import write_checkpoint
+from biasprobe.world.choices import AUGMENTS, SCALE_RANGE
 from biasprobe.world.generate import read_world_info
 from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING, build_net, net_config
 
@@ -37,8 +38,6 @@ __all__ = ["AUGMENTS", "SCALE_RANGE", "TrainResult", "WorldData", "load_split", 
 
 log = logging.getLogger(__name__)
 
-AUGMENTS = ("crop", "scale")
-SCALE_RANGE = (0.75, 1.25)
 CLASSES = [str(i) for i in range(10)]
 
 
