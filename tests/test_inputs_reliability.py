@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import invariance_cli, one_line_error, run_cli
 from PIL import Image
 
 from biasprobe.core.errors import ImageLoadError, InputError
@@ -35,24 +36,6 @@ def _copy(photo: str, dest: Path | str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(bundled_photo_paths()[photo], dest)
     return dest
-
-
-def _cli(*argv: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "biasprobe", *argv], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})  # fmt: skip
-
-
-def _invariance(images: Path, out: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return _cli("invariance", "--model", "efficientnet_lite0", "--images", str(images), "--protocol", "crop",
-                "--max-shift", "1", "--out", str(out), "--threads", "1", *extra, timeout=timeout)  # fmt: skip
-
-
-def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = [ln for ln in done.stderr.strip().splitlines() if ln.startswith("biasprobe: error: ")]
-    assert len(lines) == 1, done.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +80,9 @@ def test_boxes_matching_no_image_are_refused_and_matches_are_counted(tmp_path: P
 def test_cli_invariance_and_index_build_refuse_boxes_matching_nothing(tmp_path: Path) -> None:
     images = _two_photos(tmp_path / "imgs")
     boxes = _boxes_csv(tmp_path / "b.csv", ["ILSVRC2012_val_00000001.JPEG"])
-    line = _one_line_error(_invariance(images, tmp_path / "x.parquet", "--boxes", str(boxes)))
+    line = one_line_error(invariance_cli(images, tmp_path / "x.parquet", "--boxes", str(boxes)))
     assert "match none of the 2 images" in line and not (tmp_path / "x.parquet").exists()
-    line = _one_line_error(_cli("index", "build", "--model", "efficientnet_lite0", "--images", str(images),
+    line = one_line_error(run_cli("index", "build", "--model", "efficientnet_lite0", "--images", str(images),
                                 "--boxes", str(boxes), "--out", str(tmp_path / "idx"), "--threads", "1"))  # fmt: skip
     assert "match none of the 2 images" in line and not (tmp_path / "idx" / "meta.json").exists()
 
@@ -107,7 +90,7 @@ def test_cli_invariance_and_index_build_refuse_boxes_matching_nothing(tmp_path: 
 def test_cli_score_refuses_boxes_matching_nothing(tmp_path: Path, small_index: Path) -> None:
     images = _two_photos(tmp_path / "imgs")
     boxes = _boxes_csv(tmp_path / "b.csv", ["elsewhere/coffee_1.png"])
-    line = _one_line_error(_cli("score", "--index", str(small_index), "--images", str(images), "--boxes", str(boxes),
+    line = one_line_error(run_cli("score", "--index", str(small_index), "--images", str(images), "--boxes", str(boxes),
                                 "--out", str(tmp_path / "s.parquet"), "--k", "1", "--threads", "1"))  # fmt: skip
     assert "match none of the 2 images" in line and not (tmp_path / "s.parquet").exists()
 
@@ -121,7 +104,7 @@ def test_cli_macosx_and_git_folders_do_not_renumber_integer_classes(tmp_path: Pa
     _copy("coffee", images / "__MACOSX" / "967" / "._coffee.png")
     (images / ".git").mkdir()
     (images / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    done = _invariance(images, tmp_path / "x.parquet")
+    done = invariance_cli(images, tmp_path / "x.parquet")
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(tmp_path / "x.parquet")
     assert table.label.tolist() == [967] and table.correct0.tolist() == [True]  # was label 1 (sorted numbering)
@@ -186,7 +169,7 @@ def test_cli_invariance_skips_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
     _copy("coffee", images / "coffee.png")
     os.mkfifo(images / "stuck.jpg")
     (images / "endless.png").symlink_to("/dev/zero")
-    done = _invariance(images, tmp_path / "x.parquet", timeout=120)
+    done = invariance_cli(images, tmp_path / "x.parquet", timeout=120)
     assert done.returncode == 0, done.stderr
     skipped = pd.read_parquet(tmp_path / "x.skipped.parquet")
     assert sorted(skipped.path) == ["endless.png", "stuck.jpg"]
@@ -244,12 +227,12 @@ def test_cli_invariance_writes_non_utf8_names(tmp_path: Path) -> None:
     _copy("coffee", os.fsdecode(os.fsencode(images) + b"/" + CAFE))
     _copy("chelsea", images / "chelsea.png")
     Path(os.fsdecode(os.fsencode(images) + b"/notes\xff.txt")).write_text("x")
-    done = _invariance(images, tmp_path / "x.parquet")
+    done = invariance_cli(images, tmp_path / "x.parquet")
     assert done.returncode == 0, done.stderr  # was a UnicodeEncodeError traceback after the work
     table = pd.read_parquet(tmp_path / "x.parquet")
     assert sorted(table.path) == ["caf\\xe9.png", "chelsea.png"]
     assert pd.read_parquet(tmp_path / "x.skipped.parquet").path.tolist() == ["notes\\xff.txt"]
-    again = _invariance(images, tmp_path / "x.parquet")  # a re-run finds the finished table
+    again = invariance_cli(images, tmp_path / "x.parquet")  # a re-run finds the finished table
     assert again.returncode == 0, again.stderr
 
 
@@ -257,7 +240,7 @@ def test_cli_invariance_writes_non_utf8_names(tmp_path: Path) -> None:
 def test_cli_score_writes_non_utf8_names(tmp_path: Path, small_index: Path) -> None:
     images = tmp_path / "imgs"
     _copy("coffee", os.fsdecode(os.fsencode(images) + b"/" + CAFE))
-    done = _cli("score", "--index", str(small_index), "--images", str(images), "--out", str(tmp_path / "s.parquet"),
+    done = run_cli("score", "--index", str(small_index), "--images", str(images), "--out", str(tmp_path / "s.parquet"),
                 "--k", "1", "--threads", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert pd.read_parquet(tmp_path / "s.parquet").path.tolist() == ["caf\\xe9.png"]
@@ -269,7 +252,7 @@ def test_cli_index_build_writes_non_utf8_names(tmp_path: Path) -> None:
     _copy("coffee", os.fsdecode(os.fsencode(images) + b"/" + CAFE))
     _copy("chelsea", images / "chelsea.png")
     _copy("rocket", images / "rocket.jpg")
-    done = _cli("index", "build", "--model", "efficientnet_lite0", "--images", str(images), "--out", str(tmp_path / "idx"),
+    done = run_cli("index", "build", "--model", "efficientnet_lite0", "--images", str(images), "--out", str(tmp_path / "idx"),
                 "--threads", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "caf\\xe9.png" in pd.read_parquet(tmp_path / "idx" / "ids.parquet").path.tolist()

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from _cli import invariance_cli, one_line_error
 
 from biasprobe.core.errors import InputError
 from biasprobe.data.classes import ClassMap, read_class_map
@@ -40,26 +39,12 @@ def _photo_tree(root: Path, folders: dict[str, str]) -> Path:
     return root
 
 
-def _invariance(images: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "biasprobe", "invariance", "--model", "efficientnet_lite0", "--images", str(images),
-            "--protocol", "crop", "--max-shift", "1", "--out", str(out), "--threads", "1", *extra]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300)
-
-
-def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    lines = [ln for ln in done.stderr.strip().splitlines() if ln.startswith("biasprobe: error: ")]
-    assert len(lines) == 1, done.stderr
-    return lines[0]
-
-
 # -- through the command line ----------------------------------------------------------------
 
 
 def test_cli_wnid_folders_are_labelled_with_the_imagenet_indices(tmp_path: Path) -> None:
     images = _photo_tree(tmp_path / "imgs", {ESPRESSO[0]: "coffee", TIGER_CAT[0]: "chelsea"})
-    done = _invariance(images, tmp_path / "x.parquet")
+    done = invariance_cli(images, tmp_path / "x.parquet")
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(tmp_path / "x.parquet")
     assert dict(zip(table.path, table.label, strict=True)) == {
@@ -74,7 +59,7 @@ def test_cli_synset_mapping_of_a_few_classes_is_read_by_wnid(tmp_path: Path) -> 
     images = _photo_tree(tmp_path / "imgs", {ESPRESSO[0]: "coffee", TIGER_CAT[0]: "chelsea"})
     mapping = tmp_path / "LOC_synset_mapping.txt"  # the user's 2 classes: line numbers 0 and 1
     mapping.write_text(f"{ESPRESSO[0]} espresso\n{TIGER_CAT[0]} tiger cat, Felis catus\n")
-    done = _invariance(images, tmp_path / "x.parquet", "--classes", str(mapping))
+    done = invariance_cli(images, tmp_path / "x.parquet", "--classes", str(mapping))
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(tmp_path / "x.parquet").sort_values("path")
     assert table.label.tolist() == [TIGER_CAT[1], ESPRESSO[1]]
@@ -84,14 +69,14 @@ def test_cli_synset_mapping_of_a_few_classes_is_read_by_wnid(tmp_path: Path) -> 
 
 def test_cli_sorted_numbering_for_an_imagenet_model_is_refused(tmp_path: Path) -> None:
     images = _photo_tree(tmp_path / "imgs", {"cat": "chelsea", "coffee": "coffee"})
-    line = _one_line_error(_invariance(images, tmp_path / "x.parquet"))
+    line = one_line_error(invariance_cli(images, tmp_path / "x.parquet"))
     assert "the 2 class folders are not all class indices or ImageNet wnids (e.g. 'cat')" in line
     assert "--classes FILE" in line and not (tmp_path / "x.parquet").exists()
 
 
 def test_cli_labels_beyond_the_models_classes_are_refused(tmp_path: Path) -> None:
     images = _photo_tree(tmp_path / "imgs", {"1000": "coffee", "1001": "chelsea"})
-    line = _one_line_error(_invariance(images, tmp_path / "x.parquet"))
+    line = one_line_error(invariance_cli(images, tmp_path / "x.parquet"))
     assert "no label fits model efficientnet_lite0 (1000 ImageNet-1k classes): labels 1000, 1001 are outside" in line
 
 
@@ -106,7 +91,7 @@ def test_cli_voc_object_names_label_a_flat_validation_folder(tmp_path: Path) -> 
         f"<object><name>{ESPRESSO[0]}</name><bndbox><xmin>101</xmin><ymin>51</ymin><xmax>500</xmax><ymax>350</ymax>"
         "</bndbox></object></annotation>"
     )
-    done = _invariance(images, tmp_path / "x.parquet", "--boxes", str(boxes))
+    done = invariance_cli(images, tmp_path / "x.parquet", "--boxes", str(boxes))
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(tmp_path / "x.parquet")
     assert table.label.tolist() == [ESPRESSO[1]] and table.correct0.tolist() == [True]

@@ -23,7 +23,7 @@ from biasprobe.core.records import FormatError, JsonRecord
 if TYPE_CHECKING:
     from biasprobe.models import ProbeModel
 
-__all__ = ["BoxesInfo", "EmbedPreprocessing", "IndexMeta", "ModelSignature", "ReferenceInfo", "model_signature"]
+__all__ = ["BoxesInfo", "EmbedPreprocessing", "IndexMeta", "ModelSignature", "ReferenceInfo"]
 
 REBUILD = "rebuild it with 'biasprobe index build'"
 
@@ -97,9 +97,6 @@ class ModelSignature:
         return [(key, ours.get(key), theirs.get(key)) for key in theirs if ours.get(key) != theirs[key]]
 
 
-def model_signature(model: ProbeModel) -> ModelSignature:
-    """The signature of ``model`` (``ModelSignature.of``)."""
-    return ModelSignature.of(model)
 
 
 @dataclass(frozen=True)
