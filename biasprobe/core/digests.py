@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from biasprobe.core.hashing import sha256_and_size
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 __all__ = ["FileDigest", "digests_from_json", "digests_to_json", "in_parallel", "problem", "read_verified"]
 
-_BLOCK = 1 << 22  # 4 MiB per read
 _CHANGED = "has changed since it was written (other bytes of the same size: damaged, or swapped with another file)"
 
 
@@ -42,13 +43,8 @@ class FileDigest:
     @classmethod
     def of_file(cls, path: str | Path) -> FileDigest:
         """The digest of a file, read in blocks (memory stays flat)."""
-        digest = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as handle:
-            while block := handle.read(_BLOCK):
-                digest.update(block)
-                size += len(block)
-        return cls(size, digest.hexdigest())
+        sha256, size = sha256_and_size(path)
+        return cls(size, sha256)
 
     def to_json(self) -> dict[str, Any]:
         return {"size": self.size, "sha256": self.sha256}
