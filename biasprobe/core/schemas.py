@@ -16,9 +16,12 @@ from biasprobe.core.errors import InputError
 __all__ = [
     "BOX_FEATURES",
     "IDS_TABLE",
+    "FIRST_VIEWS_TABLE",
     "INVARIANCE_TABLE",
+    "LAYERS_TABLE",
     "SCORES_TABLE",
     "SCORES_WITH_BOXES",
+    "SHIFT_DISTANCE_TABLE",
     "SKIPPED_TABLE",
     "TRAINING_BOXES_TABLE",
     "VIEWS_TABLE",
@@ -69,6 +72,21 @@ VIEWS_TABLE: Schema = {
     "p_true": "float64", "knn_dist": "float64", "dx": "int64", "dy": "int64",
 }  # fmt: skip
 """``X.views.parquet``: one row per view."""
+
+LAYERS_TABLE: Schema = {
+    "image_id": "string", "path": "string", "protocol": "string", "model": "string", "probe": "string",
+    "depth": "int64", "stride": "int64", "channels": "int64", "change_1": "float64", "change_aligned": "float64",
+}  # fmt: skip
+"""``biasprobe layers``: one row per image, protocol and probe point (docs/protocols.md section 7)."""
+
+FIRST_VIEWS_TABLE: Schema = {"image_id": "string", "protocol": "string"}
+"""A layers unit's ``part_NNNNNN.first.parquet``: whose first-view features each row of ``first.npy`` holds."""
+
+SHIFT_DISTANCE_TABLE: Schema = {
+    "model": "string", "protocol": "string", "d": "int64", "pairs": "int64", "differs": "int64",
+    "p_differs": "float64", "ci_low": "float64", "ci_high": "float64",
+}  # fmt: skip
+"""Shift-distance curves (docs/protocols.md section 7.5): P(top-1 differs) between views d apart."""
 
 
 def conform(frame: pd.DataFrame, schema: Schema, *, what: str = "table") -> pd.DataFrame:
