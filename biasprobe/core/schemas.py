@@ -15,8 +15,8 @@ from biasprobe.core.errors import InputError
 
 __all__ = [
     "BOX_FEATURES",
-    "IDS_TABLE",
     "FIRST_VIEWS_TABLE",
+    "IDS_TABLE",
     "INVARIANCE_TABLE",
     "LAYERS_TABLE",
     "SCORES_TABLE",
