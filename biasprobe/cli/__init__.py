@@ -16,6 +16,7 @@ from biasprobe.cli import (
     demo_cmd,
     index_cmd,
     invariance_cmd,
+    layers_cmd,
     models_cmd,
     report_cmd,
     score_cmd,
@@ -36,6 +37,7 @@ COMMANDS: tuple[Command, ...] = (
     index_cmd,
     score_cmd,
     invariance_cmd,
+    layers_cmd,
     report_cmd,
     models_cmd,
 )

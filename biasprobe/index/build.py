@@ -60,8 +60,8 @@ log = logging.getLogger(__name__)
 
 
 def embedding_dim(model: ProbeModel) -> int:
-    """Width of the embedding: the input features of the classifier's last linear layer."""
-    return int(dict(model.net.named_modules())[model.embedding_layer].in_features)
+    """Width of the embedding (docs/protocols.md section 4.2)."""
+    return model.embedding_dim()
 
 
 def _fit_boxes(table: pd.DataFrame, out: Path) -> PoseDensity | None:

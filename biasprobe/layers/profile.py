@@ -82,7 +82,7 @@ def spread(first: np.ndarray, image_ids: Sequence[str]) -> float:
     if keep.size < 2:
         return float("nan")
     u = _unit(first[keep])
-    zero = ~u.any(axis=1)
+    zero = np.asarray(~u.any(axis=1), dtype=bool)
     gram = np.clip(u @ u.T, -1.0, 1.0)
     d = 1.0 - gram
     both, one = zero[:, None] & zero[None, :], zero[:, None] ^ zero[None, :]

@@ -2,7 +2,8 @@
 
 from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.models.factory import ModelFactory
+from biasprobe.models.python import from_module
 from biasprobe.models.registry import create_model, get_entry, list_models
 from biasprobe.models.spec import ModelEntry, ProbeModel
 
-__all__ = ["ModelEntry", "ModelFactory", "Preprocessing", "ProbeModel", "create_model", "get_entry", "list_models"]
+__all__ = ["ModelEntry", "ModelFactory", "Preprocessing", "ProbeModel", "create_model", "from_module", "get_entry", "list_models"]

@@ -1,7 +1,7 @@
 """A registry of model names to builders: ``create_model(name)`` and ``list_models()``.
 
 Exact names (``efficientnet_lite0``, ``world_vgg``) are entries; namespaced names
-(``tv:resnet50``, ``timm:resnet50``) are resolved by a family registered for the prefix.
+(``tv:resnet50``, ``timm:resnet50``, ``py:package.module:factory``) are resolved by a family registered for the prefix.
 """
 
 from __future__ import annotations
@@ -64,10 +64,10 @@ def _ensure_loaded() -> None:
     """Register the built-in entries on first use (imported lazily, to keep start-up fast)."""
     if _BUILT_IN_LOADED:
         return
-    from biasprobe.models import imagenet, world
+    from biasprobe.models import imagenet, python, world
 
     _BUILT_IN_LOADED.append(True)
     for entry in (*imagenet.ENTRIES, *world.ENTRIES):
         register(entry)
-    for prefix, family in imagenet.FAMILIES.items():
+    for prefix, family in {**imagenet.FAMILIES, **python.FAMILIES}.items():
         register_family(prefix, family)
