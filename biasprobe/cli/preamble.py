@@ -108,7 +108,7 @@ def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) 
 
         space = class_space(model)
     classes = read_class_map(args.classes) if args.classes else None
-    return open_source(args.images, classes=classes, class_space=space, boxes=args.boxes, limit=args.limit,
+    return open_source(args.images, classes=classes, class_space=space, boxes=getattr(args, "boxes", None), limit=args.limit,
                        sample=args.sample, seed=args.seed)
 
 
