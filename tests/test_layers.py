@@ -256,3 +256,32 @@ def test_a_broken_factory_is_one_line_naming_it(images, tmp_path, monkeypatch, c
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+# --- shift-distance curves ---------------------------------------------------------------------------
+
+
+def test_shift_distance_counts_pairs_d_apart():
+    from biasprobe.analysis import shift_distance
+
+    views = pd.DataFrame({"image_id": ["a"] * 4 + ["b"] * 4 + ["c"] * 2, "protocol": ["crop"] * 8 + ["zhang"] * 2,
+                          "t": [0, 1, 2, 3, 0, 1, 2, 3, 0, 1], "top1": [1, 2, 1, 2, 5, 5, 5, 6, 0, 1]})  # fmt: skip
+    curve = shift_distance(views, model="m")
+    assert curve["protocol"].tolist() == ["crop"] * 3 and curve["d"].tolist() == [1, 2, 3]
+    assert curve["pairs"].tolist() == [6, 4, 2]
+    assert curve["differs"].tolist() == [4, 1, 2]  # a: 3, 0, 1; b: 1, 1, 1
+    assert curve["p_differs"].tolist() == [4 / 6, 1 / 4, 1.0]
+    assert (curve["ci_low"] <= curve["p_differs"]).all() and curve["model"].eq("m").all()
+
+
+def test_a_stride_2_net_never_changes_its_answer_at_an_even_circular_shift(images):
+    from biasprobe.analysis import shift_distance
+
+    params = ProtocolParams(max_shift=8, embed_size=24, input_size=S)
+    inv = measure_invariance(_model("stride"), open_source(images), protocols="circular", params=params,
+                             runtime=Runtime.create(threads=2), progress=False)  # fmt: skip
+    curve = shift_distance(inv.views).set_index("d")["differs"]
+    assert [curve[d] for d in (2, 4, 6, 8)] == [0, 0, 0, 0]
+    unstriped = measure_invariance(_model("none"), open_source(images), protocols="circular", params=params,
+                                   runtime=Runtime.create(threads=2), progress=False)  # fmt: skip
+    assert shift_distance(unstriped.views)["differs"].eq(0).all()

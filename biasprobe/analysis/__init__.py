@@ -11,7 +11,8 @@ here; the modules may move.
 - ``protocol``: all of the above for one model and one protocol (``analyse``);
 - ``tables``: tables over every (model, protocol): protocols, fixes, headline figures;
 - ``degenerate``: models whose predictions are (nearly) constant;
-- ``verdict``: the plain-language verdict of one protocol's analysis.
+- ``verdict``: the plain-language verdict of one protocol's analysis;
+- ``shift_distance``: P(top-1 differs) between views d steps apart, from a views table.
 """
 
 from biasprobe.analysis.bins import assign_bins, assign_halves, decile_table, halves_table
@@ -28,6 +29,7 @@ from biasprobe.analysis.groups import NAN_ESTIMATE, GroupStats, group_stats
 from biasprobe.analysis.join import join_scores
 from biasprobe.analysis.order import PROTOCOL_ORDER, protocol_order, rank_order
 from biasprobe.analysis.protocol import ProtocolAnalysis, analyse, analyse_protocol
+from biasprobe.analysis.shift_distance import PAIRED_PROTOCOLS, shift_distance
 from biasprobe.analysis.stats import (
     N_BOOTSTRAP,
     N_PERMUTATIONS,
@@ -40,9 +42,9 @@ from biasprobe.analysis.tables import compare_models, protocol_figures, protocol
 from biasprobe.analysis.verdict import verdict
 
 __all__ = [
-    "CONSTANT_SHARE", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PROTOCOL_ORDER", "Estimate", "GroupStats",
+    "CONSTANT_SHARE", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PAIRED_PROTOCOLS", "PROTOCOL_ORDER", "Estimate", "GroupStats",
     "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "analyse", "analyse_protocol", "assign_bins",
     "assign_halves", "compare_models", "constant_predictions", "correct_mask", "decile_table", "group_stats",
     "halves_table", "join_scores", "logistic_control", "mean_estimate", "model_warnings", "prediction_spread", "protocol_figures",
-    "protocol_order", "protocol_table", "rank_order", "ratio_estimate", "spearman_estimate", "verdict",
+    "protocol_order", "protocol_table", "rank_order", "ratio_estimate", "shift_distance", "spearman_estimate", "verdict",
 ]  # fmt: skip
