@@ -89,6 +89,8 @@ def check_paths(args: argparse.Namespace) -> None:
     if command == "report":
         for table in args.invariance:
             _check_file("--invariance", "table", table)
+        for table in getattr(args, "layers", None) or []:
+            _check_file("--layers", "table", table)
     if getattr(args, "index", None):
         _check_index(args.index)
     if command == "train":

@@ -7,10 +7,12 @@ into its values. Every string from the data stays a plain ``str``: the template 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 
 from biasprobe import __version__
 from biasprobe import analysis as an
-from biasprobe.report import atypicality, input_sections, provenance, summary
+from biasprobe.report import atypicality, input_sections, layers, provenance, summary
 from biasprobe.report.analysed import AnalysedInputs, analyse_inputs
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
@@ -31,11 +33,13 @@ def _gallery(analysed: AnalysedInputs) -> dict[str, object]:
     return gallery(analysed.inputs, primary.model, primary.protocol, warning=spread.warning() if spread else "")
 
 
-def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command: list[str] | None) -> dict:
-    """All values of the template, computed from the inputs."""
+def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command: list[str] | None,
+                  layer_files: Sequence[str | Path] = ()) -> dict:
+    """All values of the template, computed from the inputs (``layer_files``: outputs of 'biasprobe layers')."""
     analysed = analyse_inputs(inputs, seed=seed, progress=True)
     primary, ordered = analysed.primary, analysed.ordered
     scored = inputs.scores is not None
+    layer_values = layers.layers_section(layer_files, inputs, seed=seed)
     return {
         "title": title or "biasprobe bias report",
         "version": __version__,
@@ -50,10 +54,12 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
         "boxes": input_sections.boxes(inputs),
         "gallery": _gallery(analysed),
         "fixes": fixes(analysed),
+        "layers": layer_values,
         "duplicates": input_sections.duplicates(inputs.scores) if scored else {
             "why": "No scores table was given (--scores): duplicates of training images are unknown.", "rows": [], "n": 0},
-        "skipped": input_sections.skipped(inputs),
-        "provenance": [*provenance.input_provenance(inputs), provenance.analysis_provenance(seed=seed, command=command)],
+        "skipped": [*input_sections.skipped(inputs), *layer_values["skipped"]],
+        "provenance": [*provenance.input_provenance(inputs), *layer_values["provenance"],
+                       provenance.analysis_provenance(seed=seed, command=command)],
         "supplements": [],
     }
 

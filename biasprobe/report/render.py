@@ -90,18 +90,20 @@ def write_report(
     supplements: Sequence[Supplement] = (),
     seed: int = 0,
     command: list[str] | None = None,
+    layers: Sequence[str | Path] = (),
 ) -> Path:
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
 
     ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary;
-    ``supplements`` (further image sets, e.g. real photos) after the galleries.
+    ``supplements`` (further image sets, e.g. real photos) after the galleries; ``layers`` (outputs
+    of 'biasprobe layers') feed the section on where in the network invariance is lost.
     """
     inputs = load_inputs(
         scores, list(invariance_files), index=index, boxes_train=boxes_train, boxes_test=boxes_test,
         images_root=images_root,
     )
     log.info("analysing %d invariance file(s)", len(inputs.invariance))
-    context = build_context(inputs, title=title, seed=seed, command=command)
+    context = build_context(inputs, title=title, seed=seed, command=command, layer_files=layers)
     context["extra_sections"] = _extra(extra_sections)
     context["supplements"] = []
     for sup in supplements:
