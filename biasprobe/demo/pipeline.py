@@ -4,6 +4,8 @@ World: write the photographer's-bias world, train each architecture three times 
 crop-augmented, antialiased), index the training split with the baseline, score the test
 split against it (one atypicality axis for every variant), measure every protocol for every
 variant. Photos: the bundled EfficientNet-Lite0 on the nine bundled photos, every protocol.
+Layers: where in each network a 1-pixel step starts to change the features (``crop`` and
+``circular``), for every world variant and for EfficientNet-Lite0 on the photos.
 Then one HTML report and ``summary.json``.
 
 Every step writes its output under ``OUT/work`` and records its settings beside it; a re-run
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from biasprobe import __version__
-from biasprobe.analysis import protocol_figures
+from biasprobe.analysis import assign_halves, protocol_figures
 from biasprobe.core.hashing import short_digest
 from biasprobe.core.io import read_table, write_json
 from biasprobe.data.sources import BUILTIN_PHOTOS, open_source
@@ -49,6 +51,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 """Each architecture is trained three ways: ``augment`` (None or "crop") and ``antialias``."""
 PHOTO_MODEL = "efficientnet_lite0"
+LAYER_PROTOCOLS = ("crop", "circular")
+"""The protocols the layers steps measure: the paper's main one, and the one that isolates the strides."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class DemoPlan:
 # measured runs; only their proportions matter (the time-left estimate of demo/steps.py).
 TYPICAL_SECONDS: dict[str, tuple[float, float]] = {
     "world": (2, 2), "train": (20, 45), "index": (6, 17), "score": (1, 2), "invariance": (18, 45),
-    "photos": (20, 43), "report": (12, 20),
+    "photos": (20, 43), "report": (12, 20), "layers": (6, 15),
 }
 
 
@@ -95,6 +99,9 @@ def demo_steps(plan: DemoPlan) -> list[Step]:
         steps.append(step(f"score the test split against the {arch} index", "score"))
         steps += [step(f"invariance of {arch} ({variant}) on every protocol", "invariance") for variant in VARIANTS]
     steps.append(step(f"invariance of {PHOTO_MODEL} on the bundled photos", "photos"))
+    for arch in plan.archs:
+        steps += [step(f"layers of {arch} ({variant})", "layers") for variant in VARIANTS]
+    steps.append(step(f"layers of {PHOTO_MODEL} on the bundled photos", "layers"))
     steps.append(step("write the HTML report", "report"))
     return steps
 
@@ -112,6 +119,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     from biasprobe.index.build import build_index
     from biasprobe.index.training_index import TrainingIndex
     from biasprobe.invariance import parts_dir_for, run_invariance
+    from biasprobe.layers.run import parts_dir_for as layers_parts_dir
+    from biasprobe.layers.run import run_layers
     from biasprobe.report import Supplement, write_report
     from biasprobe.world import WorldConfig, make_world, read_world_info
     from biasprobe.world.train import train_world_model
@@ -185,6 +194,29 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     photo_frame = read_table(photo_table)
     summary_photos = {PHOTO_MODEL: {p: protocol_figures(None, photo_frame, p) for p in protocols}}
 
+    layer_files: dict[str, list[Path]] = {}
+    summary_layers: dict[str, dict[str, Any]] = {}
+    for arch in plan.archs:
+        halves = assign_halves(read_table(scores_files[arch]))
+        for variant in VARIANTS:
+            ckpt = work / "models" / f"{arch}-{variant}.pt"
+            table = work / "tables" / f"{arch}-{variant}.layers.parquet"
+            layer_files.setdefault(arch, []).append(table)
+            steps.run(f"layers of {arch} ({variant})", table,
+                      {"model": short_digest(ckpt), "world": world.digest, "protocols": list(LAYER_PROTOCOLS),
+                       "seed": plan.seed, "scores": short_digest(scores_files[arch])},
+                      partial(_layers_to_file, arch, ckpt, test_source, table, halves=halves, runtime=runtime,
+                              batch_size=plan.batch_size, seed=plan.seed, command=command),
+                      clear=layers_parts_dir(table))
+            summary_layers.setdefault(arch, {})[variant] = _layer_figures(table)
+    photo_layers = work / "tables" / f"photos-{PHOTO_MODEL}.layers.parquet"
+    steps.run(f"layers of {PHOTO_MODEL} on the bundled photos", photo_layers,
+              {"model": photo_model.weights_sha256, "protocols": list(LAYER_PROTOCOLS), "seed": plan.seed},
+              partial(run_layers, photo_model, open_source(BUILTIN_PHOTOS), photo_layers, protocols=LAYER_PROTOCOLS,
+                      runtime=runtime, batch_size=plan.photo_batch_size, seed=plan.seed, command=command),
+              clear=layers_parts_dir(photo_layers))
+    summary_photos_layers = {PHOTO_MODEL: _layer_figures(photo_layers)}
+
     primary = plan.archs[0]
     report_path = out / "report.html"
     steps.always("write the HTML report", partial(
@@ -202,10 +234,12 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                                 images_root=BUILTIN_PHOTOS)],
         seed=plan.seed,
         command=command,
+        layers=[*layer_files.get(primary, []), photo_layers],
     ))
     summary = {
         "world": summary_world,
         "photos": summary_photos,
+        "layers": {"world": summary_layers, "photos": summary_photos_layers},
         "provenance": {
             "biasprobe": __version__,
             "python": platform.python_version(),
@@ -221,6 +255,34 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     }
     write_json(summary, out / "summary.json")
     return summary
+
+
+def _layers_to_file(arch: str, ckpt: Path, source: ImageSource, out: Path, *, halves: pd.Series, runtime: Runtime,
+                    batch_size: int, seed: int, command: list[str] | None) -> None:
+    """The layers step of one world model (built here, so a kept step loads nothing)."""
+    from biasprobe.layers.run import run_layers
+
+    run_layers(create_model(arch, weights=ckpt), source, out, protocols=LAYER_PROTOCOLS, runtime=runtime,
+               batch_size=batch_size, seed=seed, halves=halves, command=command)
+
+
+def _layer_figures(table: Path) -> dict[str, Any]:
+    """Per layers protocol and probe: stride, mean change_1, change_aligned and instability (summary.json)."""
+    from biasprobe.core.io import companion
+    from biasprobe.layers import LayersSummary
+
+    recorded = LayersSummary.read(companion(table, "summary"))
+    return {"total_stride": recorded.total_stride, "protocols": {
+        protocol: [{"probe": e["probe"], "stride": e["stride"], "change_1": e["change_1"]["value"],
+                    "change_aligned": e["change_aligned"]["value"], "instability": e["instability"]["value"],
+                    **({"atypical_over_typical": _half_ratio(e)} if "halves" in e else {})} for e in entries]
+        for protocol, entries in recorded.protocols.items()}}  # fmt: skip
+
+
+def _half_ratio(entry: dict[str, Any]) -> float | None:
+    typical = entry["halves"]["typical"]["change_1"]["value"]
+    atypical = entry["halves"]["atypical"]["change_1"]["value"]
+    return atypical / typical if typical and atypical is not None else None
 
 
 def _other_archs_text(summary_world: dict[str, dict[str, dict[str, dict[str, Any]]]], primary: str) -> list[tuple[str, str]]:

@@ -58,7 +58,7 @@ def read_layers(paths: Sequence[str | Path]) -> tuple[LayersInput, ...]:
         summary = LayersSummary.read(companion(path, "summary"))
         model = str(summary.model.get("model", "")) or path.stem
         if model in taken:
-            model = f"{model} ({path.name.removesuffix('.parquet')})"
+            model = f"{model} ({path.name.removesuffix('.parquet').removesuffix('.layers')})"
         taken.add(model)
         out.append(LayersInput(path, model, table, summary))
     return tuple(out)
