@@ -83,10 +83,10 @@ def _value(entry: dict[str, Any], key: str) -> float:
     return float(v) if v is not None else float("nan")
 
 
-def _stride_axis(ax: Any, emb_x: float, top: int) -> None:
+def _stride_axis(ax: Any, emb_x: float, top: int, *, label: str = "probe: cumulative stride (emb. = the embedding)") -> None:
     ticks = list(range(int(math.log2(top)) + 1))
     ax.set_xticks([*ticks, emb_x], [str(2**t) for t in ticks] + ["emb."], fontsize=8)
-    ax.set_xlabel("probe: cumulative stride (emb. = the embedding)", fontsize=9)
+    ax.set_xlabel(label, fontsize=9)
     ax.grid(alpha=0.3)
 
 
@@ -141,7 +141,7 @@ def _aliasing_figure(layers: Sequence[LayersInput], protocol: str) -> str:
                 label="a whole-stride step (change_aligned)")  # fmt: skip
         ax.set_yscale("log")
         ax.set_title(layer.model, fontsize=9)
-        _stride_axis(ax, emb_x, top)
+        _stride_axis(ax, emb_x, top, label="probe stride")
     axes[0].set_ylabel(f"mean 1 - cos, {protocol}", fontsize=9)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside upper center", ncol=2, fontsize=8, frameon=False)
@@ -182,7 +182,17 @@ def _curve_figure(curves: pd.DataFrame, strides: dict[str, int]) -> str:
 
 def _times(factor: float) -> str:
     """A ratio in words: '2.3x', or 'over 1000x' (a whole-stride step then changes ~nothing)."""
-    return "over 1000x" if factor > 1000 else f"{factor:.2g}x"
+    if factor > 1000:
+        return "over 1000x"
+    return f"{factor:.0f}x" if factor >= 10 else f"{factor:.2g}x"
+
+
+def _aliasing_words(median: float) -> str:
+    if median > 1.5:
+        return ": aliasing at the strides"
+    if median < 1:
+        return ": no sign of aliasing (the features follow a whole-stride step less well than a 1-pixel one)"
+    return ""
 
 
 def _finding(layer: LayersInput, protocol: str, alias_protocol: str, ratio: dict[str, float]) -> str:
@@ -211,7 +221,7 @@ def _finding(layer: LayersInput, protocol: str, alias_protocol: str, ratio: dict
         probes_text = "its strided probe" if len(aliased) == 1 else f"its {len(aliased)} strided probes"
         words.append(f"Under {alias_protocol}, at {probes_text} where a whole-stride step fits in the views, a 1-pixel step "
                      f"changes the features {_times(median)} as much as a whole-stride step"
-                     f"{' (median)' if len(aliased) > 1 else ''}{': aliasing at the strides' if median > 1.5 else ''}.")  # fmt: skip
+                     f"{' (median)' if len(aliased) > 1 else ''}{_aliasing_words(median)}.")  # fmt: skip
     if ratio:
         emb = ratio.get("embedding", float("nan"))
         if np.isfinite(emb):
@@ -261,7 +271,8 @@ def layers_section(paths: Sequence[str | Path], inputs: ReportInputs, *, seed: i
 
 
 def _sci(value: float) -> str:
-    return "n/a" if not np.isfinite(value) else f"{value:.2e}"
+    """Scientific notation with a minus sign that a table cell does not break at."""
+    return "n/a" if not np.isfinite(value) else f"{value:.2e}".replace("-", "\u2212")
 
 
 def _row(layer: LayersInput, e: dict[str, Any], protocol: str, ratio: dict[str, float]) -> dict[str, str]:
@@ -269,7 +280,7 @@ def _row(layer: LayersInput, e: dict[str, Any], protocol: str, ratio: dict[str, 
     return {
         "model": layer.model, "protocol": protocol, "probe": str(e["probe"]), "stride": str(e["stride"]),
         "channels": str(e["channels"]), "change_1": _sci(_value(e, "change_1")),
-        "change_1_ci": f"[{ci[0]:.2e}, {ci[1]:.2e}]" if ci[0] is not None and ci[1] is not None else "",
+        "change_1_ci": f"[{_sci(ci[0])}, {_sci(ci[1])}]" if ci[0] is not None and ci[1] is not None else "",
         "change_aligned": _sci(_value(e, "change_aligned")), "spread": _sci(_value(e, "spread")),
         "instability": _sci(_value(e, "instability")), "ratio": f"{ratio[e['probe']]:.2f}" if e["probe"] in ratio else "",
     }  # fmt: skip
