@@ -230,8 +230,11 @@ def test_cli_layers_with_a_python_factory_model(images, tmp_path, monkeypatch, c
     (tmp_path / "userpkg_layers.py").write_text(FACTORY)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "l.parquet"
+    ids = sorted({r.load()[1] for r in open_source(images).records if r.relative.startswith("img")})
+    scores = tmp_path / "scores.parquet"
+    pd.DataFrame({"image_id": ids, "knn_dist": np.arange(6.0), "atypicality": np.arange(6) / 6}).to_parquet(scores)
     argv = ["layers", "--model", "py:userpkg_layers:build", "--images", str(images), "--protocol", "crop,circular",
-            "--out", str(out), "--threads", "2", "--batch-size", "8"]  # fmt: skip
+            "--out", str(out), "--threads", "2", "--batch-size", "8", "--scores", str(scores)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "change_1" in printed and "wrote" in printed
@@ -241,6 +244,8 @@ def test_cli_layers_with_a_python_factory_model(images, tmp_path, monkeypatch, c
     summary = json.loads(companion(out, "summary").read_text())
     assert summary["format"] == "biasprobe.layers" and summary["command"][:1] == ["layers"]
     assert "input of 4" in summary["model"]["layer"]  # the 1x1-conv head's pooled input
+    halves = summary["protocols"]["crop"][-1]["halves"]
+    assert halves["typical"]["n"] == 3 and halves["atypical"]["n"] == 3
 
 
 @pytest.mark.parametrize(("factory", "message"), [
