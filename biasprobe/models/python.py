@@ -60,8 +60,9 @@ def from_module(
     net = net.eval()
     if class_names is None:
         size = preprocessing.input_size
+        param = next(iter(net.parameters()), None)
         with torch.inference_mode():
-            logits = net(torch.zeros(1, 3, size, size))
+            logits = net(torch.zeros(1, 3, size, size, device=param.device if param is not None else None))
         if not isinstance(logits, torch.Tensor) or logits.dim() < 2:
             raise ModelError(f"{name}: the network must return logits (N, classes), got {type(logits).__name__}")
         class_names = [f"class_{i}" for i in range(int(logits.flatten(1).shape[1]))]
