@@ -206,9 +206,9 @@ def test_open_missing_or_corrupt(built: dict, tmp_path: Path) -> None:
 def test_factory_choice() -> None:
     assert choose_factory(1000, 1280) == "Flat"
     assert choose_factory(100_000, 1280, memory_budget=1 << 34) == "Flat"
-    assert choose_factory(1_000_000, 256, memory_budget=1 << 34) == "IVF2048,Flat"
+    assert choose_factory(1_000_000, 256, memory_budget=1 << 34) == "IVF8192,Flat"
     pq = choose_factory(1_000_000, 256, memory_budget=100 << 20)
-    assert pq.startswith("IVF2048,PQ") and 1_000_000 * (int(pq.split("PQ")[1]) + 8) <= 100 << 20
+    assert pq.startswith("IVF8192,PQ") and 1_000_000 * (int(pq.split("PQ")[1]) + 8) <= 100 << 20
     assert choose_factory(100_000, 1280, memory_budget=10 << 20).startswith("IVF")
     assert default_search_params("IVF4096,Flat") == "nprobe=32" and default_search_params("IVF64,PQ8") == "nprobe=8" and default_search_params("Flat") == ""
 
