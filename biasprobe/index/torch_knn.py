@@ -148,11 +148,11 @@ class TorchNeighbours(ById):
         """Sorted exact distances (n, k) float32 and row positions (n, k) int64 of checked queries
         (with ``progress``, a bar labelled ``desc`` counts the queries searched)."""
         codes = torch.from_numpy(self.query_codes(image_ids, len(q))).to(self.device)
-        own = torch.where(codes >= 0, self._local_of_code[codes.clamp(min=0)], -2)  # -2: no row of its own
         out_d = np.full((len(q), k), np.inf, dtype=np.float32)
         out_r = np.full((len(q), k), -1, dtype=np.int64)
         if len(self.rows) == 0 or len(q) == 0:
             return out_d, out_r
+        own = torch.where(codes >= 0, self._local_of_code[codes.clamp(min=0)], -2)  # -2: no row of its own
         step, _ = self._chunks(min(len(self.rows), k + 1 + _MARGIN))
         with torch.inference_mode(), tqdm(total=len(q), desc=desc, unit="img", disable=not progress) as bar:
             for lo in range(0, len(q), step):
