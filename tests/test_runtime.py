@@ -52,3 +52,11 @@ def test_bf16_stays_opt_in_and_fp32_math_stays_ieee() -> None:
         assert (x @ x.T).dtype == torch.bfloat16
     with torch.inference_mode(), fp32.autocast():
         assert (x @ x.T).dtype == torch.float32
+
+
+def test_to_input_moves_uint8_views_as_they_are_in_channels_last() -> None:
+    runtime = Runtime.create(device="cpu", threads=1)
+    views = torch.arange(2 * 4 * 3 * 3, dtype=torch.uint8).reshape(2, 4, 3, 3)
+    moved = runtime.to_input(views)
+    assert moved.dtype == torch.uint8 and moved.device == runtime.device and torch.equal(moved, views)
+    assert moved.is_contiguous(memory_format=torch.channels_last)
