@@ -78,32 +78,29 @@ class TorchNeighbours(ById):
     def _chunks(self, width: int) -> tuple[int, int]:
         """Queries per chunk and rows per score block within the memory budget."""
         dim = max(self.store.dim, 1)
-        per_query = 4 * width * (dim + 4)  # the re-ranking gather, its distances and indices
+        per_query = 4 * width * (dim + 8)  # the re-ranking gather, its distances and indices
         queries = int(max(1, min(4096, self.memory_budget // 2 // max(per_query, 1))))
         rows = int(max(width, min(len(self.rows), self.memory_budget // 2 // (4 * queries * 3))))
         return queries, max(rows, 1)
 
     def _candidates(self, q: torch.Tensor, q_sq: torch.Tensor, width: int, row_block: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``width`` smallest computed squared distances per query and their local rows."""
-        best_d = torch.empty((len(q), 0), dtype=torch.float32, device=self.device)
-        best_i = torch.empty((len(q), 0), dtype=torch.int64, device=self.device)
+        """The ``width`` smallest computed squared distances per query, ascending, and their local rows."""
+        values, indices = [], []
         for lo in range(0, len(self.rows), row_block):
             block = self.matrix[lo : lo + row_block]
-            d2 = torch.addmm(self.sq_norms[lo : lo + row_block][None, :], q, block.T, alpha=-2.0) + q_sq[:, None]
+            d2 = torch.addmm(self.sq_norms[lo : lo + row_block][None, :], q, block.T, alpha=-2.0).add_(q_sq[:, None])
             top = torch.topk(d2, min(width, d2.shape[1]), dim=1, largest=False)
-            merged_d = torch.cat([best_d, top.values], dim=1)
-            merged_i = torch.cat([best_i, top.indices + lo], dim=1)
-            if merged_d.shape[1] > width:
-                keep = torch.topk(merged_d, width, dim=1, largest=False)
-                merged_d, merged_i = keep.values, merged_i.gather(1, keep.indices)
-            best_d, best_i = merged_d, merged_i
-        return best_d, best_i
+            values.append(top.values)
+            indices.append(top.indices + lo)
+        merged_d, merged_i = torch.cat(values, dim=1), torch.cat(indices, dim=1)
+        keep = torch.topk(merged_d, min(width, merged_d.shape[1]), dim=1, largest=False)  # sorted: the last is the largest
+        return keep.values, merged_i.gather(1, keep.indices)
 
     def _rerank(self, q: torch.Tensor, cand: torch.Tensor, own: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact distances of the candidates, computed directly as ``search.rerank`` does, the query's
         own image dropped, sorted by (distance, row): the first k, inf and -1 where there are fewer."""
-        diff = self.matrix[cand] - q[:, None, :]
-        d = (diff * diff).sum(dim=2).clamp(min=0).sqrt()
+        diff = self.matrix[cand].sub_(q[:, None, :])  # in place: the gather is the working set
+        d = diff.square_().sum(dim=2).clamp(min=0).sqrt()
         d = torch.where(cand == own[:, None], torch.full_like(d, torch.inf), d)
         by_row = torch.sort(cand, dim=1).indices  # local order is row order: sort by row, then stably by distance
         d, cand = d.gather(1, by_row), cand.gather(1, by_row)
