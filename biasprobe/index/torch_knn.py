@@ -54,12 +54,14 @@ class TorchNeighbours(ById):
         rows = np.sort(self.first_rows)  # increasing, so a local index orders like its global row
         self.rows = torch.from_numpy(rows).to(self.device)
         self.matrix = torch.empty((len(rows), store.dim), dtype=torch.float32, device=self.device)
+        self.sq_norms = torch.empty(len(rows), dtype=torch.float32, device=self.device)
         for first, block in store.blocks():
             wanted = rows[(rows >= first) & (rows < first + len(block))]
             if len(wanted):
-                at = np.searchsorted(rows, wanted[0])
-                self.matrix[at : at + len(wanted)] = torch.from_numpy(block[wanted - first]).to(self.device)
-        self.sq_norms = (self.matrix * self.matrix).sum(dim=1)
+                at = int(np.searchsorted(rows, wanted[0]))
+                part = torch.from_numpy(block[wanted - first]).to(self.device)
+                self.matrix[at : at + len(wanted)] = part
+                self.sq_norms[at : at + len(wanted)] = (part * part).sum(dim=1)
         self.max_norm = float(self.sq_norms.max().sqrt()) if len(rows) else 0.0
         # code -> local index of that id's first row (every code has exactly one)
         local_of_code = np.empty(len(self.unique), dtype=np.int64)
