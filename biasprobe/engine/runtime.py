@@ -10,6 +10,7 @@ whatever the precision asked for (bf16 runs only what autocast puts in bf16), an
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -60,9 +61,9 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
-# The cuDNN/cuBLAS operations of torch's per-operation fp32 precision API (torch >= 2.9):
-# (object under torch.backends, attribute) -> its ``fp32_precision``.
 def _precision_settings() -> dict[str, object]:
+    """torch's per-operation fp32 precision API (torch >= 2.9), where present: name -> the object
+    under ``torch.backends`` whose ``fp32_precision`` sets that operation's precision."""
     backends = torch.backends
     found: dict[str, object] = {}
     for name, owner in (("cuda.matmul", backends.cuda.matmul), ("cudnn.conv", getattr(backends.cudnn, "conv", None)),
@@ -89,8 +90,10 @@ def set_fp32_math(ieee: bool = True) -> None:
     mix raises there).
     """
     matmul = torch.backends.cuda.matmul
-    matmul.allow_tf32 = not ieee
-    torch.backends.cudnn.allow_tf32 = not ieee
+    with warnings.catch_warnings():  # torch >= 2.9 warns once that the legacy switches will go
+        warnings.simplefilter("ignore", UserWarning)
+        matmul.allow_tf32 = not ieee
+        torch.backends.cudnn.allow_tf32 = not ieee
     for name in ("allow_fp16_reduced_precision_reduction", "allow_bf16_reduced_precision_reduction"):
         if _readable(matmul, name):
             setattr(matmul, name, not ieee)
@@ -106,7 +109,9 @@ def fp32_math() -> dict[str, object]:
     legacy = []
     for owner, name in ((torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32")):
         try:
-            legacy.append(bool(getattr(owner, name)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                legacy.append(bool(getattr(owner, name)))
         except RuntimeError:  # torch >= 2.9 refuses to answer over a mix of the two APIs: not known to be IEEE
             legacy.append(True)
     tf32 = any(legacy) or any(v == "tf32" for v in per_op.values())
