@@ -116,9 +116,10 @@ class BatchEngine:
         """uint8 views (n, C, S, S) -> softmax probabilities (n, classes) and knn_dist (n,)."""
         fill = [p.task.protocol.fill for p in pieces for _ in range(p.pixels.shape[0])]
         with torch.inference_mode():
-            x = views_to_input(pixels, fill, self.model.preprocessing)
+            # uint8 to the device; conversion, inpainting and normalisation run there
+            x = views_to_input(self.runtime.to_input(pixels), fill, self.model.preprocessing)
             with self.runtime.autocast():
-                logits, embedding = self.model(self.runtime.to_input(x))
+                logits, embedding = self.model(x)
             probs = logits.float().softmax(dim=1).cpu().numpy()
         knn = np.full(len(probs), np.nan)
         if self.index is not None:
