@@ -55,7 +55,7 @@ def _forward(model: ProbeModel, runtime: Runtime, views: list[torch.Tensor]) -> 
     """uint8 views to the device, converted and normalised there, through the model: embeddings (n, dim)."""
     prep = model.preprocessing
     with torch.inference_mode():
-        x = normalise(runtime.to_input(torch.stack(views)).float().div_(255.0), prep.mean, prep.std)
+        x = normalise(runtime.to_input([v[None] for v in views]).float().div_(255.0), prep.mean, prep.std)
         with runtime.autocast():
             _logits, emb = model(x)
     return emb.float().cpu().numpy().astype(np.float32, copy=False)

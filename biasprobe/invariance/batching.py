@@ -100,7 +100,7 @@ class BatchEngine:
     def _run(self, n: int) -> None:
         pieces = self._take(n)
         self.queued -= n
-        probs, knn = self._forward(torch.cat([p.pixels for p in pieces]), pieces)
+        probs, knn = self._forward([p.pixels for p in pieces], pieces)
         row = 0
         for piece in pieces:
             size = piece.pixels.shape[0]
@@ -112,8 +112,8 @@ class BatchEngine:
             if task.done == task.probs.shape[0]:
                 self.finished.append(task)
 
-    def _forward(self, pixels: torch.Tensor, pieces: list[_Piece]) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 views (n, C, S, S) -> softmax probabilities (n, classes) and knn_dist (n,)."""
+    def _forward(self, pixels: list[torch.Tensor], pieces: list[_Piece]) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 views (the pieces' (n_i, C, S, S)) -> softmax probabilities (n, classes) and knn_dist (n,)."""
         fill = [p.task.protocol.fill for p in pieces for _ in range(p.pixels.shape[0])]
         with torch.inference_mode():
             # uint8 to the device; conversion, inpainting and normalisation run there
