@@ -167,6 +167,21 @@ def test_inpaint_fill_matches_a_numpy_reference(rect):
     assert mask_to_rects(torch.from_numpy(mask)[None]).tolist() == [list(rect)]
 
 
+def test_inpaint_fill_in_one_batch_is_each_view_alone():
+    """Rectangles that reach the edges after different numbers of passes, rows and columns apart."""
+    rects = [(5, 14, 3, 25), (0, 4, 27, 30), (10, 30, 0, 30), (12, 13, 14, 15)]
+    img = torch.from_numpy(np.random.default_rng(2).random((4, 3, 30, 30), dtype=np.float32))
+    batch = inpaint_fill(img, torch.tensor(rects))
+    for i, rect in enumerate(rects):
+        assert torch.equal(batch[i], inpaint_fill(img[i : i + 1], torch.tensor([rect]))[0])
+    masks = torch.zeros(4, 30, 30, dtype=torch.bool)
+    for i, (y0, y1, x0, x1) in enumerate(rects):
+        masks[i, y0:y1, x0:x1] = True
+    for passes in (1, 2):  # stopped early: the same partial fill as the definition
+        torch.testing.assert_close(inpaint_fill(img, torch.tensor(rects), max_passes=passes),
+                                   inpaint_fill_dense(img, masks, max_passes=passes), atol=2e-6, rtol=0)  # fmt: skip
+
+
 def test_inpaint_views_keep_the_photo_and_fill_the_background():
     img = _image(16, 8, (2, 12), base=100)  # resized to 8 x 4
     block = prepare_views(img, None, ID, protocols=("inpaint",), params=P)

@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     source = source_from_args(args, model)
     index = None
     if args.index:
-        from biasprobe.index.training_index import TrainingIndex
+        from biasprobe.index.training_index import TrainingIndex, search_device
 
-        index = TrainingIndex.open(args.index)
+        index = TrainingIndex.open(args.index, device=search_device(runtime.device))
     out = Path(args.out)
     result = run_invariance(model, source, out, protocols=[p.name for p in protocols], params=params, runtime=runtime,
                             batch_size=args.batch_size, index=index, k=args.k, seed=args.seed, command=args.argv)  # fmt: skip

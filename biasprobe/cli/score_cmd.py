@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     from biasprobe.cli.preamble import runtime_from_args, source_from_args
     from biasprobe.core.outputs import check_output_path
     from biasprobe.index.score import score_images
-    from biasprobe.index.training_index import TrainingIndex
+    from biasprobe.index.training_index import TrainingIndex, search_device
 
     check_output_path(args.out, "table")
-    index = TrainingIndex.open(args.index)
+    runtime = runtime_from_args(args)
+    index = TrainingIndex.open(args.index, device=search_device(runtime.device))
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
     model = _index_model(index, args)
-    runtime = runtime_from_args(args)
     source = source_from_args(args, model)
     result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
     result.write(args.out)

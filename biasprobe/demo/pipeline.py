@@ -117,7 +117,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
              command: list[str] | None = None) -> dict[str, Any]:
     """Run the whole demo and return the summary (also written to ``OUT/summary.json``)."""
     from biasprobe.index.build import build_index
-    from biasprobe.index.training_index import TrainingIndex
+    from biasprobe.index.training_index import TrainingIndex, search_device
     from biasprobe.invariance import parts_dir_for, run_invariance
     from biasprobe.layers.run import parts_dir_for as layers_parts_dir
     from biasprobe.layers.run import run_layers
@@ -161,7 +161,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                   partial(build_index, open_source(world.train_dir, boxes=world.boxes("train")), baseline, index_dir,
                           runtime=runtime, batch_size=plan.batch_size, seed=plan.seed, command=command),
                   clear=index_dir)
-        index = TrainingIndex.open(index_dir)
+        index = TrainingIndex.open(index_dir, device=search_device(runtime.device))
         scores_path = work / "tables" / f"{arch}-scores.parquet"
         scores_files[arch] = scores_path
         steps.run(f"score the test split against the {arch} index", scores_path,

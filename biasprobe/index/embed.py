@@ -52,11 +52,12 @@ def _prepare_uint8(image: Image.Image, _record: ImageRecord, _image_id: str, *, 
 
 
 def _forward(model: ProbeModel, runtime: Runtime, views: list[torch.Tensor]) -> np.ndarray:
+    """uint8 views to the device, converted and normalised there, through the model: embeddings (n, dim)."""
     prep = model.preprocessing
-    x = torch.stack(views).float().div_(255.0)
-    x = normalise(x, prep.mean, prep.std)
-    with torch.inference_mode(), runtime.autocast():
-        _logits, emb = model(runtime.to_input(x))
+    with torch.inference_mode():
+        x = normalise(runtime.to_input([v[None] for v in views]).float().div_(255.0), prep.mean, prep.std)
+        with runtime.autocast():
+            _logits, emb = model(x)
     return emb.float().cpu().numpy().astype(np.float32, copy=False)
 
 

@@ -1,23 +1,31 @@
 """Which FAISS index to build, building it from the stored embeddings, and its file.
 
 - ``choose_factory(n, dim)``: exact ``Flat`` up to ``FLAT_MAX`` vectors (and while the
-  vectors fit the memory budget), then ``IVF{nlist},Flat`` with ``nlist`` a power of two near
-  ``2 sqrt(n)`` (autofaiss-like; at least 64 vectors per list; on clustered data
-  fewer lists leave a few huge ones that make queries slow), or
-  ``IVF{nlist},PQ{m}`` when the raw vectors do not fit the budget. Distances are always
-  re-ranked exactly from the stored vectors (``search.rerank``), so compression only costs
-  candidates.
-- ``build_faiss_index(store, factory)``: train on a seeded sample, add shard by shard.
+  vectors fit the memory budget), then ``IVF{nlist},Flat`` with ``nlist`` from FAISS's own
+  guidance, between ``4 sqrt(n)`` and ``16 sqrt(n)`` lists (the power of two nearest
+  ``8 sqrt(n)``, at most one list per 39 vectors, FAISS's minimum of training points per
+  centroid), or ``IVF{nlist},PQ{m}`` when the raw vectors do not fit the budget. Distances
+  are always re-ranked exactly from the stored vectors (``search.rerank``), so compression
+  only costs candidates.
+- ``build_faiss_index(store, factory)``: train one index on a seeded sample
+  (``train_index``), add each embedding shard to its own copy of it (``shard_index``), and
+  merge the copies in shard order (``merge_shards``). The shard copies are independent, so
+  they can be made by several workers (``mapper``); the result is byte-identical to adding
+  every shard to one index in order (tests/test_index_sharded.py). A graph index (HNSW)
+  cannot be merged and is built by adding the shards in order.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import faiss
+import numpy as np
 
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import atomic_write_bytes
@@ -25,18 +33,25 @@ from biasprobe.index.store import VectorStore
 
 __all__ = [
     "FLAT_MAX",
+    "MIN_TRAIN_PER_LIST",
     "build_faiss_index",
     "check_factory",
     "choose_factory",
     "default_memory_budget",
     "default_search_params",
+    "ivf_lists",
+    "merge_shards",
     "read_index",
+    "shard_index",
+    "train_index",
     "write_index",
 ]
 
 log = logging.getLogger(__name__)
 
 FLAT_MAX = 200_000
+MIN_TRAIN_PER_LIST = 39  # FAISS warns below 39 training points per centroid
+NPROBE_DIVISOR = 128  # nprobe = nlist / 128: recall@10 measured in benchmarks/bench_ann.py
 
 
 def default_memory_budget() -> int:
@@ -51,13 +66,20 @@ def _pow2_near(x: float) -> int:
     return 1 << max(0, round(math.log2(max(x, 1.0))))
 
 
+def ivf_lists(n: int) -> int:
+    """IVF list count for ``n`` vectors: the power of two nearest ``8 sqrt(n)`` (so between
+    FAISS's ``4 sqrt(n)`` and ``16 sqrt(n)``), at most ``n / 39`` and 65536, at least 16."""
+    largest = 1 << int(math.log2(max(n / MIN_TRAIN_PER_LIST, 1)))
+    return max(16, min(_pow2_near(8 * math.sqrt(n)), 65536, largest))
+
+
 def choose_factory(n: int, dim: int, *, memory_budget: int | None = None) -> str:
     """A FAISS factory string for ``n`` vectors of ``dim`` floats within ``memory_budget`` bytes."""
     budget = default_memory_budget() if memory_budget is None else memory_budget
     raw = n * dim * 4
     if n <= FLAT_MAX and raw <= budget:
         return "Flat"
-    nlist = max(16, min(_pow2_near(2 * math.sqrt(n)), 65536, 1 << int(math.log2(max(n / 64, 1)))))
+    nlist = ivf_lists(n)
     if raw <= budget:
         return f"IVF{nlist},Flat"
     divisors = [m for m in range(1, dim + 1) if dim % m == 0 and m <= 64]
@@ -66,11 +88,12 @@ def choose_factory(n: int, dim: int, *, memory_budget: int | None = None) -> str
 
 
 def default_search_params(factory: str) -> str:
-    """FAISS ParameterSpace settings for queries: nprobe = nlist / 128 for IVF (at least 8)."""
+    """FAISS ParameterSpace settings for queries: nprobe = nlist / NPROBE_DIVISOR for IVF (at
+    least 8; docs/scale.md gives the recall@10 measured)."""
     head = factory.split(",")[0]
     if head.startswith("IVF"):
         nlist = int("".join(ch for ch in head[3:] if ch.isdigit()) or 1)
-        return f"nprobe={min(nlist, max(8, nlist // 128))}"
+        return f"nprobe={min(nlist, max(8, nlist // NPROBE_DIVISOR))}"
     if head.startswith("HNSW"):
         return "efSearch=128"
     return ""
@@ -84,8 +107,9 @@ def check_factory(factory: str, dim: int) -> None:
         raise InputError(f"FAISS cannot build the factory string {factory!r} for dimension {dim}: {str(exc).splitlines()[-1].split(': ')[-1]}") from exc
 
 
-def build_faiss_index(store: VectorStore, factory: str, *, seed: int = 0, train_size: int | None = None) -> faiss.Index:
-    """Train ``factory`` on a seeded sample (64 points per list by default) and add every shard."""
+def train_index(store: VectorStore, factory: str, *, seed: int = 0, train_size: int | None = None) -> faiss.Index:
+    """An empty index of ``factory``, trained (when it needs training) on a seeded sample of
+    ``store``: 64 points per IVF list (at least 10,000)."""
     check_factory(factory, store.dim)
     index = faiss.index_factory(store.dim, factory, faiss.METRIC_L2)
     if not index.is_trained:
@@ -96,9 +120,50 @@ def build_faiss_index(store: VectorStore, factory: str, *, seed: int = 0, train_
         if ivf is not None:
             ivf.cp.seed = seed
         index.train(store.take(rows))
-    for _first, block in store.blocks():
-        index.add(block)
     return index
+
+
+def shard_index(trained: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+    """A copy of the trained, empty index holding ``vectors`` (one shard's rows, in order)."""
+    part = faiss.clone_index(trained)
+    part.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return part
+
+
+def merge_shards(trained: faiss.Index, parts: Iterable[faiss.Index]) -> faiss.Index:
+    """Merge shard indexes into a copy of ``trained``, in the order given: row ids follow the
+    shards' order, as when every shard is added to one index in turn."""
+    merged = faiss.clone_index(trained)
+    ivf = faiss.try_extract_index_ivf(merged) is not None  # IVF lists store ids; flat codes number rows implicitly
+    for part in parts:
+        if part.ntotal:
+            merged.merge_from(part, merged.ntotal if ivf else 0)
+    return merged
+
+
+def _mergeable(index: faiss.Index) -> bool:
+    """Whether shard indexes of this kind can be merged (IVF and flat codes; not graphs such as HNSW)."""
+    return faiss.try_extract_index_ivf(index) is not None or isinstance(index, faiss.IndexFlatCodes)
+
+
+def build_faiss_index(
+    store: VectorStore,
+    factory: str,
+    *,
+    seed: int = 0,
+    train_size: int | None = None,
+    mapper: Callable[[Callable[[np.ndarray], faiss.Index], Iterable[np.ndarray]], Iterable[faiss.Index]] = map,
+) -> faiss.Index:
+    """Train ``factory`` once (``train_index``), index each shard of ``store`` on its own copy
+    (``shard_index``, through ``mapper``: ``map`` here, a parallel map elsewhere) and merge
+    the shard indexes in shard order (``merge_shards``)."""
+    trained = train_index(store, factory, seed=seed, train_size=train_size)
+    shards = (store.shard(i) for i in range(store.shards))
+    if not _mergeable(trained):  # e.g. HNSW: one graph, built by adding the shards in order
+        for vectors in shards:
+            trained.add(vectors)
+        return trained
+    return merge_shards(trained, mapper(functools.partial(shard_index, trained), shards))
 
 
 def write_index(index: faiss.Index, path: Path) -> None:

@@ -5,12 +5,16 @@ Candidates come from FAISS (``Searcher``) and are re-ranked exactly from the sto
 every training row whose image id is the query's is left out, and identical files are one
 image (only the first row of each id can be a neighbour). A query an approximate index
 leaves short of candidates is searched exhaustively. ``build_index`` uses this for the
-leave-one-out reference, ``TrainingIndex`` for every query.
+leave-one-out reference, ``TrainingIndex`` for every query on the CPU.
+
+``ById`` holds what both searches share: the stored vectors, the id of every row and the
+leave-one-out bookkeeping; ``torch_knn.TorchNeighbours`` is the same search in torch, for GPUs.
 """
 
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 import numpy as np
@@ -20,27 +24,26 @@ from biasprobe.core.errors import InputError
 from biasprobe.index.search import Searcher, exact_knn, rerank
 from biasprobe.index.store import VectorStore
 
-__all__ = ["Neighbours"]
+__all__ = ["ById", "Neighbours"]
 
 log = logging.getLogger(__name__)
 
 _QUERY_CHUNK = 2048
 
 
-class Neighbours:
-    """Exact k-nearest training rows, by image id leave-one-out, over a store and its FAISS index.
+class ById(ABC):
+    """Stored vectors with the image id of every row: the leave-one-out bookkeeping of a search.
 
-    ``ids`` holds the image id of every stored row; ``exact`` says whether the FAISS index is
-    exhaustive (``Flat``), in which case no extra candidates are fetched for re-ranking.
+    A search (``Neighbours``, ``TorchNeighbours``) adds ``knn(q, k, image_ids, *, progress, desc)``:
+    sorted exact distances (n, k) float32 and row positions (n, k) int64, every row whose id is
+    the query's left out, and only the first row of each id a possible neighbour.
     """
 
-    def __init__(self, ids: np.ndarray, store: VectorStore, searcher: Searcher, *, exact: bool) -> None:
+    def __init__(self, ids: np.ndarray, store: VectorStore) -> None:
         self.store = store
-        self.searcher = searcher
-        self.exact = exact
         self.ids = np.asarray(ids, dtype="U16")
-        if len(self.ids) != store.count or store.count != searcher.ntotal:
-            raise InputError(f"{len(self.ids)} ids, {store.count} stored vectors and {searcher.ntotal} indexed vectors do not match")
+        if len(self.ids) != store.count:
+            raise InputError(f"{len(self.ids)} ids and {store.count} stored vectors do not match")
         self.unique, self.codes = np.unique(self.ids, return_inverse=True)
         # Identical files are one image: only the first row of each id can be a neighbour.
         self.first_rows = np.unique(self.codes, return_index=True)[1].astype(np.int64)
@@ -75,6 +78,27 @@ class Neighbours:
         pos = np.clip(np.searchsorted(self.unique, ids), 0, max(len(self.unique) - 1, 0))
         found = self.unique[pos] == ids if len(self.unique) else np.zeros(n, bool)
         return np.where(found, pos, -1).astype(np.int64)
+
+    @abstractmethod
+    def knn(
+        self, q: np.ndarray, k: int, image_ids: Iterable[str] | None = None, *, progress: bool = False, desc: str = "knn"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted exact distances (n, k) float32 and row positions (n, k) int64 of checked queries."""
+
+
+class Neighbours(ById):
+    """Exact k-nearest training rows, by image id leave-one-out, over a store and its FAISS index.
+
+    ``ids`` holds the image id of every stored row; ``exact`` says whether the FAISS index is
+    exhaustive (``Flat``), in which case no extra candidates are fetched for re-ranking.
+    """
+
+    def __init__(self, ids: np.ndarray, store: VectorStore, searcher: Searcher, *, exact: bool) -> None:
+        super().__init__(ids, store)
+        self.searcher = searcher
+        self.exact = exact
+        if store.count != searcher.ntotal:
+            raise InputError(f"{len(self.ids)} ids, {store.count} stored vectors and {searcher.ntotal} indexed vectors do not match")
 
     def knn(
         self, q: np.ndarray, k: int, image_ids: Iterable[str] | None = None, *, progress: bool = False, desc: str = "knn"

@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.neighbors import KernelDensity
 
 from biasprobe.core.errors import InputError
 from biasprobe.data.boxes import Box
 from biasprobe.index.meta import BoxesInfo
+
+if TYPE_CHECKING:  # scikit-learn is imported when a density is fitted: the rest of the index works without it
+    from sklearn.neighbors import KernelDensity
 
 __all__ = ["BANDWIDTHS", "PoseDensity", "box_features"]
 
@@ -59,6 +61,9 @@ class PoseDensity:
         std = x.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         z = (x - mean) / std
+        from sklearn.model_selection import GridSearchCV, KFold
+        from sklearn.neighbors import KernelDensity
+
         if bandwidth is None:
             search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": BANDWIDTHS}, cv=KFold(CV_FOLDS))
             search.fit(z)

@@ -14,7 +14,7 @@ import numpy as np
 
 from biasprobe.core.errors import InputError
 from biasprobe.index.meta import ReferenceInfo
-from biasprobe.index.neighbours import Neighbours
+from biasprobe.index.neighbours import ById
 
 __all__ = ["K_MAX", "REFERENCE_ALL_UP_TO", "REFERENCE_SAMPLE", "leave_one_out_reference"]
 
@@ -26,7 +26,7 @@ REFERENCE_SAMPLE = 50_000
 
 
 def leave_one_out_reference(
-    neighbours: Neighbours, *, seed: int = 0, progress: bool = True
+    neighbours: ById, *, seed: int = 0, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray, ReferenceInfo]:
     """Sorted leave-one-out distances (m, k_ref) float32, their rows (m,) int64 (one per id), and what was done."""
     if neighbours.unique_count < 2:

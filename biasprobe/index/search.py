@@ -1,8 +1,7 @@
 """Candidate search and exact re-ranking over the stored embeddings.
 
-- ``Searcher``: a FAISS index ready for queries; runs on all GPUs when faiss has them
-  (``faiss.get_num_gpus() > 0``; written but not exercised on CPU-only machines), otherwise on
-  the CPU, where an exact index goes through ``Bf16Screen`` when the CPU has native bf16.
+- ``Searcher``: a FAISS index ready for queries, on the CPU, where an exact index goes through
+  ``Bf16Screen`` when the CPU has native bf16 (on a GPU, ``torch_knn`` searches instead).
 - ``rerank``: exact square-rooted L2 distances of candidate rows from the memory-mapped
   shards, excluded rows dropped, sorted by (distance, row).
 - ``exact_knn``: exhaustive search over every shard, for queries an approximate index left
@@ -110,7 +109,7 @@ class Bf16Screen:
 
 @dataclass
 class Searcher:
-    """A FAISS index ready for queries: search parameters applied, on the GPU when present.
+    """A FAISS index ready for queries on the CPU, search parameters applied.
 
     Given the stored vectors of an exact (Flat) index on a CPU with native bf16, queries
     go through ``Bf16Screen`` (provably the same neighbours after exact re-ranking).
@@ -121,14 +120,7 @@ class Searcher:
     store: VectorStore | None = None
 
     def __post_init__(self) -> None:
-        self.on_gpu = False
         self.screen: Bf16Screen | None = None
-        if faiss.get_num_gpus() > 0 and hasattr(faiss, "index_cpu_to_all_gpus"):  # pragma: no cover - no GPU here
-            self.index = faiss.index_cpu_to_all_gpus(self.index)
-            self.on_gpu = True
-            if self.search_params:
-                _set_search_params(faiss.GpuParameterSpace(), self.index, self.search_params)
-            return
         if self.search_params:
             _set_search_params(faiss.ParameterSpace(), self.index, self.search_params)
         exact = isinstance(self.index, faiss.IndexFlat) and self.index.metric_type == faiss.METRIC_L2

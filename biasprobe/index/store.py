@@ -64,6 +64,16 @@ class VectorStore:
         for s in todo:
             self._checked[s] = True
 
+    @property
+    def shards(self) -> int:
+        """Number of non-empty shards."""
+        return len(self.parts)
+
+    def shard(self, number: int) -> np.ndarray:
+        """Every vector of non-empty shard ``number``, as a float32 array (a checked copy)."""
+        self._ensure([number])
+        return np.array(self.parts[number], dtype=np.float32)
+
     def blocks(self, rows: int = 65536) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, float32 block) over every stored vector, in order."""
         self._ensure(range(len(self.parts)))

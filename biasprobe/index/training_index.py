@@ -1,12 +1,13 @@
 """A built training index and the typicality figures of docs/protocols.md section 4.
 
-``TrainingIndex.open(folder)`` loads what ``biasprobe index build`` wrote; it is the only way
-to make one, so a ``TrainingIndex`` is always complete. Then, for query embeddings
+``TrainingIndex.open(folder, device=...)`` loads what ``biasprobe index build`` wrote; it is
+the only way to make one, so a ``TrainingIndex`` is always complete. Then, for query embeddings
 (L2-normalised, from the same model and preprocessing: ``check_model``):
 
-- ``knn``: the k nearest training rows by exact square-rooted L2 distance (``Neighbours``:
-  candidates from FAISS, re-ranked from the stored vectors), leaving out every training row
-  whose image id is the query's;
+- ``knn``: the k nearest training rows by exact square-rooted L2 distance, leaving out every
+  training row whose image id is the query's: without a device (the CPU) ``Neighbours``
+  (candidates from FAISS, re-ranked from the stored vectors); with one (``search_device``
+  gives CUDA) ``TorchNeighbours`` on it, the same neighbours from the stored vectors alone;
 - ``knn_dist``: the mean of those k distances;
 - ``atypicality``: the fraction of reference training images whose leave-one-out
   ``knn_dist`` at the same k is <= the given one (``reference``: sorted distances to the
@@ -30,6 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+import torch
 
 from biasprobe.core.errors import BiasprobeError, IndexMismatchError, InputError
 from biasprobe.core.io import parse_table
@@ -39,20 +41,27 @@ from biasprobe.core.versions import library_versions
 from biasprobe.index.faiss_build import read_index
 from biasprobe.index.files import IndexFiles
 from biasprobe.index.meta import REBUILD, IndexMeta, ModelSignature, ReferenceInfo
-from biasprobe.index.neighbours import Neighbours
+from biasprobe.index.neighbours import ById, Neighbours
 from biasprobe.index.pose import PoseDensity
 from biasprobe.index.reference import K_MAX, leave_one_out_reference
 from biasprobe.index.search import Searcher
 from biasprobe.index.store import VectorStore
+from biasprobe.index.torch_knn import TorchNeighbours
 from biasprobe.models import ProbeModel
 
-__all__ = ["TrainingIndex"]
+__all__ = ["TrainingIndex", "search_device"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _LAYOUT = ("meta.json", "index.faiss", "ids.parquet", "reference.npy", "reference_rows.npy")
+
+
+def search_device(device: torch.device) -> torch.device | None:
+    """Where a runtime on ``device`` searches an index: the torch search on a CUDA device, FAISS
+    (``None``) on the CPU."""
+    return device if device.type == "cuda" else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -87,7 +96,7 @@ class TrainingIndex:
         folder: Path,
         meta: IndexMeta,
         table: pd.DataFrame,
-        neighbours: Neighbours,
+        neighbours: ById,
         reference: np.ndarray,
         reference_rows: np.ndarray,
         pose: PoseDensity | None,
@@ -105,10 +114,11 @@ class TrainingIndex:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def open(cls, path: str | Path) -> TrainingIndex:
+    def open(cls, path: str | Path, *, device: torch.device | str | None = None) -> TrainingIndex:
         """Open an index folder written by ``biasprobe index build``.
 
-        Every file is checked against the size and SHA-256 that ``meta.json`` recorded before it
+        ``device``: run the neighbour search in torch there (the stored vectors on it; the FAISS
+        index is then not read); ``None``: FAISS on the CPU. Every file is checked against the size and SHA-256 that ``meta.json`` recorded before it
         is used (``files.IndexFiles``); a file that differs is refused, naming it.
         """
         folder = Path(path)
@@ -133,15 +143,22 @@ class TrainingIndex:
         reference = _parse(folder, "reference.npy", lambda: np.load(io.BytesIO(files.read("reference.npy"))))
         reference_rows = _parse(folder, "reference_rows.npy", lambda: np.load(io.BytesIO(files.read("reference_rows.npy"))))
         store = VectorStore([folder / "shards" / name for name in meta.shards], check=files.verify)
-        files.verify(folder / "index.faiss")  # before FAISS parses it
-        faiss_index = _parse(folder, "index.faiss", lambda: read_index(folder / "index.faiss"), library=("faiss", meta))
-        searcher = Searcher(faiss_index, meta.search_params, store)
-        if len(table) != store.count or store.count != searcher.ntotal:
-            raise InputError(
-                f"index {folder} is inconsistent: {len(table)} ids, {store.count} stored vectors, "
-                f"{searcher.ntotal} indexed; {REBUILD}"
-            )
-        neighbours = Neighbours(table["image_id"].to_numpy(dtype="U16"), store, searcher, exact=meta.exact)
+        ids = table["image_id"].to_numpy(dtype="U16")
+        neighbours: ById
+        if device is None:
+            files.verify(folder / "index.faiss")  # before FAISS parses it
+            faiss_index = _parse(folder, "index.faiss", lambda: read_index(folder / "index.faiss"), library=("faiss", meta))
+            searcher = Searcher(faiss_index, meta.search_params, store)
+            if len(table) != store.count or store.count != searcher.ntotal:
+                raise InputError(
+                    f"index {folder} is inconsistent: {len(table)} ids, {store.count} stored vectors, "
+                    f"{searcher.ntotal} indexed; {REBUILD}"
+                )
+            neighbours = Neighbours(ids, store, searcher, exact=meta.exact)
+        else:
+            if len(table) != store.count:
+                raise InputError(f"index {folder} is inconsistent: {len(table)} ids, {store.count} stored vectors; {REBUILD}")
+            neighbours = TorchNeighbours(ids, store, device)
         pose = None
         if meta.boxes is not None and (folder / "boxes.parquet").is_file():
             boxes = parse_table(files.read("boxes.parquet"), source=str(folder / "boxes.parquet"))
@@ -153,11 +170,6 @@ class TrainingIndex:
     def store(self) -> VectorStore:
         """The stored embeddings, row-aligned with ``table``."""
         return self.neighbours.store
-
-    @property
-    def searcher(self) -> Searcher:
-        """The FAISS index, ready for queries."""
-        return self.neighbours.searcher
 
     @property
     def count(self) -> int:

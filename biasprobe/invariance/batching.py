@@ -4,7 +4,9 @@ Each image under each protocol is a ``ViewTask`` whose views are queued; the eng
 queue into batches of ``batch_size`` views regardless of image boundaries, runs the model
 (and, with a training index, each view's kNN lookup), and hands back tasks whose every view
 is done. ``flush`` runs what is left as a last, shorter batch: the caller flushes at unit
-boundaries, so batches never cross a unit (docs/protocols.md section 6).
+boundaries, so batches never cross a unit (docs/protocols.md section 6). One batch is in
+flight at a time: a batch is launched on the device before the previous one is read back, so
+a GPU computes while this process prepares the next batch.
 """
 
 from __future__ import annotations
@@ -56,6 +58,15 @@ class _Piece:
     pixels: torch.Tensor
 
 
+@dataclass(eq=False)
+class _Launched:
+    """A batch whose forward pass is queued on the device: its pieces and output tensors."""
+
+    pieces: list[_Piece]
+    probs: torch.Tensor
+    embedding: torch.Tensor
+
+
 @dataclass
 class BatchEngine:
     """Runs queued views through the model in batches; collects finished tasks in order."""
@@ -68,6 +79,7 @@ class BatchEngine:
     queue: deque[_Piece] = field(default_factory=deque)
     queued: int = 0
     finished: list[ViewTask] = field(default_factory=list)
+    in_flight: _Launched | None = None
 
     def add(self, task: ViewTask, pixels: torch.Tensor) -> None:
         """Queue a task's views (uint8 (V, C, S, S)); full batches run at once."""
@@ -80,6 +92,7 @@ class BatchEngine:
         """Run every queued view and return (and forget) the finished tasks."""
         while self.queued:
             self._run(min(self.queued, self.batch_size))
+        self._collect()
         done, self.finished = self.finished, []
         return done
 
@@ -98,9 +111,38 @@ class BatchEngine:
         return pieces
 
     def _run(self, n: int) -> None:
+        """Launch a batch, then collect the one before it: on a GPU the device computes a batch
+        while this process prepares the next (one batch in flight; the batches and their
+        results are those of a strictly serial loop)."""
         pieces = self._take(n)
         self.queued -= n
-        probs, knn = self._forward(torch.cat([p.pixels for p in pieces]), pieces)
+        launched = self._launch(pieces)
+        self._collect()
+        self.in_flight = launched
+
+    def _launch(self, pieces: list[_Piece]) -> _Launched:
+        """uint8 views -> the device: conversion, inpainting, normalisation, the model, softmax
+        (queued on the device; nothing waits for it here)."""
+        fill = [p.task.protocol.fill for p in pieces for _ in range(p.pixels.shape[0])]
+        with torch.inference_mode():
+            x = views_to_input(self.runtime.to_input([p.pixels for p in pieces]), fill, self.model.preprocessing)
+            with self.runtime.autocast():
+                logits, embedding = self.model(x)
+            return _Launched(pieces, logits.float().softmax(dim=1), embedding)
+
+    def _collect(self) -> None:
+        """Read back the batch in flight (probabilities, and each view's knn_dist with an index)
+        and hand its views to their tasks."""
+        if self.in_flight is None:
+            return
+        launched, self.in_flight = self.in_flight, None
+        pieces = launched.pieces
+        probs = launched.probs.cpu().numpy()
+        knn = np.full(len(probs), np.nan)
+        if self.index is not None:
+            ids = [p.task.image_id for p in pieces for _ in range(p.pixels.shape[0])]
+            emb = np.ascontiguousarray(launched.embedding.float().cpu().numpy(), dtype=np.float32)
+            knn = np.asarray(self.index.knn_dist(emb, k=self.k, image_ids=ids), dtype=np.float64)
         row = 0
         for piece in pieces:
             size = piece.pixels.shape[0]
@@ -111,18 +153,3 @@ class BatchEngine:
             row += size
             if task.done == task.probs.shape[0]:
                 self.finished.append(task)
-
-    def _forward(self, pixels: torch.Tensor, pieces: list[_Piece]) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 views (n, C, S, S) -> softmax probabilities (n, classes) and knn_dist (n,)."""
-        fill = [p.task.protocol.fill for p in pieces for _ in range(p.pixels.shape[0])]
-        with torch.inference_mode():
-            x = views_to_input(pixels, fill, self.model.preprocessing)
-            with self.runtime.autocast():
-                logits, embedding = self.model(self.runtime.to_input(x))
-            probs = logits.float().softmax(dim=1).cpu().numpy()
-        knn = np.full(len(probs), np.nan)
-        if self.index is not None:
-            ids = [p.task.image_id for p in pieces for _ in range(p.pixels.shape[0])]
-            emb = np.ascontiguousarray(embedding.float().cpu().numpy(), dtype=np.float32)
-            knn = np.asarray(self.index.knn_dist(emb, k=self.k, image_ids=ids), dtype=np.float64)
-        return probs, knn

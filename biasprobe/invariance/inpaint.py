@@ -16,9 +16,15 @@ Two implementations of the same definition:
   product of two 1-D blurs, and ``num`` is only needed on the new ring, which depends only
   on the 6-pixel band inside the old rectangle. Each pass touches four thin strips instead
   of the whole canvas.
+
+Both run on the images' device (CPU or GPU). The fast path reads the rectangles back once
+(the pass count and which strips still grow follow from them), so its passes never wait
+for the device.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -39,8 +45,14 @@ def binomial_kernel(taps: int = TAPS) -> np.ndarray:
     return kernel
 
 
+@functools.lru_cache(maxsize=8)
+def _kernel_on(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(binomial_kernel(), dtype=dtype, device=device)
+
+
 def _kernel(like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(binomial_kernel(), dtype=like.dtype, device=like.device)
+    """The binomial kernel in ``like``'s dtype on its device (made once per dtype and device)."""
+    return _kernel_on(like.dtype, like.device)
 
 
 def _blur_last(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -99,8 +111,8 @@ def _band_matrices(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     a = torch.arange(R, device=k.device)
     before_idx = a[None, :] - a[:, None] + 2 * R  # i - a + 12
     after_idx = a[None, :] - a[:, None]  # i - b
-    before = torch.where(before_idx <= 2 * R, k[before_idx.clamp(max=2 * R)], torch.zeros((), dtype=k.dtype))
-    after = torch.where(after_idx >= 0, k[after_idx.clamp(min=0)], torch.zeros((), dtype=k.dtype))
+    before = torch.where(before_idx <= 2 * R, k[before_idx.clamp(max=2 * R)], k.new_zeros(()))
+    after = torch.where(after_idx >= 0, k[after_idx.clamp(min=0)], k.new_zeros(()))
     return before, after
 
 
@@ -118,10 +130,12 @@ def inpaint_fill(images: torch.Tensor, rects: torch.Tensor, *, max_passes: int =
 
     ``images``: (N, C, H, W) float in [0, 1]; pixels outside the rectangle are taken as black.
     Same result as ``inpaint_fill_dense`` with that rectangle as the mask (up to float
-    rounding order), at a fraction of the cost. Runs on one thread: its ops are small, and
-    with two threads on a busy machine they spent most of their time waiting for each other
-    (measured 20x slower).
+    rounding order), at a fraction of the cost. On the CPU it runs on one thread: its ops are
+    small, and with two threads on a busy machine they spent most of their time waiting for
+    each other (measured 20x slower).
     """
+    if images.device.type != "cpu":
+        return _fill_rects(images, rects, max_passes)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -136,16 +150,20 @@ def _fill_rects(images: torch.Tensor, rects: torch.Tensor, max_passes: int) -> t
         raise ValueError(f"expected rects (N, 4) for {n} views, got {tuple(rects.shape)}")
     k = _kernel(images)
     before, after = _band_matrices(k)
+    rects = rects.to(images.device)
     y0, y1, x0, x1 = (rects[:, i].clone() for i in range(4))
-    hh, ww = torch.arange(h), torch.arange(w)
+    # Every rectangle grows R a side per pass until it meets the canvas' edges: rows grow
+    # during the first row_passes passes, columns during the first col_passes (read back once).
+    top, bottom, left, right = (int(v) for v in torch.stack([y0.max(), h - y1.min(), x0.max(), w - x1.min()]).cpu())
+    row_passes, col_passes = -(-max(top, bottom, 0) // R), -(-max(left, right, 0) // R)
+    device = images.device
+    hh, ww = torch.arange(h, device=device), torch.arange(w, device=device)
     inside = ((hh[None, :, None] >= y0[:, None, None]) & (hh[None, :, None] < y1[:, None, None])
               & (ww[None, None, :] >= x0[:, None, None]) & (ww[None, None, :] < x1[:, None, None]))  # fmt: skip
     img = F.pad(images * inside[:, None].to(images.dtype), (R, R, R, R))  # padded canvas, p = 6
-    arange6 = torch.arange(R)
-    hp, wp = torch.arange(h + 2 * R) - R, torch.arange(w + 2 * R) - R  # canvas coordinate of padded index
-    for _ in range(max_passes):
-        if bool(((y0 == 0) & (x0 == 0) & (y1 == h) & (x1 == w)).all()):
-            break
+    arange6 = torch.arange(R, device=device)
+    hp, wp = torch.arange(h + 2 * R, device=device) - R, torch.arange(w + 2 * R, device=device) - R  # canvas coordinate of padded index
+    for done in range(min(max_passes, max(row_passes, col_passes))):
         ny0, ny1 = (y0 - R).clamp(min=0), (y1 + R).clamp(max=h)
         nx0, nx1 = (x0 - R).clamp(min=0), (x1 + R).clamp(max=w)
         # den = blur(M) = blur(row indicator) x blur(column indicator), on the padded grid.
@@ -155,8 +173,8 @@ def _fill_rects(images: torch.Tensor, rects: torch.Tensor, max_passes: int) -> t
         col_ok = (wp[None] >= nx0[:, None]) & (wp[None] < nx1[:, None])  # (N, W + 12)
         # Padded indices of the 6-pixel bands inside the top/bottom (left/right) edges and of
         # the strips outside them; num on a strip: blur the bands along the edge, then 6 -> 6.
-        rows_grow = bool(((y0 > 0) | (y1 < h)).any())  # some view still grows up or down
-        cols_grow = bool(((x0 > 0) | (x1 < w)).any())
+        rows_grow = done < row_passes  # some view still grows up or down
+        cols_grow = done < col_passes
         if rows_grow:
             rows_in = torch.cat([y0[:, None] + R + arange6, y1[:, None] + arange6], dim=1)
             rows_out = torch.cat([y0[:, None] + arange6, y1[:, None] + R + arange6], dim=1)

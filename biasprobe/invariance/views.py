@@ -3,8 +3,9 @@
 ``prepare_views`` runs in the worker: every protocol's views of one image, concatenated, as
 one uint8 tensor ``(V, C, S, S)``. C is 3, or 4 when a protocol fills its background
 (``inpaint``): channel 3 is then the pasted rectangle (255 inside), the inpainting mask.
-``views_to_input`` runs in the main process: uint8 views -> the model's normalised float
-input, with the background of filling protocols inpainted first (docs/protocols.md section 2).
+``views_to_input`` runs in the main process, on the device the views were moved to as uint8:
+uint8 views -> the model's normalised float input, with the background of filling protocols
+inpainted first (docs/protocols.md section 2).
 """
 
 from __future__ import annotations
@@ -47,13 +48,13 @@ def prepare_views(
 
 
 def views_to_input(pixels: torch.Tensor, fill: Sequence[bool], preprocessing: Preprocessing) -> torch.Tensor:
-    """uint8 views (n, C, S, S) -> normalised float32 (n, 3, S, S) in channels_last.
+    """uint8 views (n, C, S, S) -> normalised float32 (n, 3, S, S) in channels_last, on the views' device.
 
     ``fill[i]`` says whether view i's background is inpainted (its channel 3 is the mask).
     """
     # channels_last from the start (cheap on uint8); later steps keep the layout.
     x = pixels[:, :3].contiguous(memory_format=torch.channels_last).float().div_(255.0)
     if any(fill):
-        rows = torch.as_tensor(list(fill), dtype=torch.bool)
+        rows = torch.tensor([i for i, f in enumerate(fill) if f], device=pixels.device)  # no mask indexing: no device sync
         x[rows] = inpaint_fill(x[rows], mask_to_rects(pixels[rows, 3] > 0))
     return normalise(x, preprocessing.mean, preprocessing.std)

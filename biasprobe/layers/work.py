@@ -121,7 +121,7 @@ class _Engine:
                 left = 0
         self.queued -= n
         fill = [task.protocol.fill for task, _, pixels in pieces for _ in range(pixels.shape[0])]
-        features = self._forward(torch.cat([pixels for _, _, pixels in pieces]), fill)
+        features = self._forward([pixels for _, _, pixels in pieces], fill)
         row = 0
         for task, start, pixels in pieces:
             size = pixels.shape[0]
@@ -131,12 +131,13 @@ class _Engine:
             if task.done == task.features.shape[0]:
                 self.finished.append(task)
 
-    def _forward(self, pixels: torch.Tensor, fill: list[bool]) -> np.ndarray:
-        """uint8 views (n, C, S, S) -> every probe's vector, concatenated, float32 (n, width)."""
+    def _forward(self, pixels: list[torch.Tensor], fill: list[bool]) -> np.ndarray:
+        """uint8 views (pieces of (n, C, S, S)) -> every probe's vector, concatenated, float32
+        (n, width); the views travel to the device as uint8 and are converted there."""
         with torch.inference_mode():
-            x = views_to_input(pixels, fill, self.model.preprocessing)
+            x = views_to_input(self.runtime.to_input(pixels), fill, self.model.preprocessing)
             with self.runtime.autocast():
-                _logits, embedding = self.model(self.runtime.to_input(x))
+                _logits, embedding = self.model(x)
             means = self.capture.take()
             return torch.cat([*means, embedding.float()], dim=1).cpu().numpy()
 
