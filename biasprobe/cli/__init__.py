@@ -17,6 +17,7 @@ from biasprobe.cli import (
     index_cmd,
     invariance_cmd,
     models_cmd,
+    positions_cmd,
     report_cmd,
     score_cmd,
     train_cmd,
@@ -36,6 +37,7 @@ COMMANDS: tuple[Command, ...] = (
     index_cmd,
     score_cmd,
     invariance_cmd,
+    positions_cmd,
     report_cmd,
     models_cmd,
 )

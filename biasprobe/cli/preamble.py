@@ -25,7 +25,7 @@ __all__ = ["check_paths", "model_from_args", "runtime_from_args", "source_from_a
 
 
 OUT_KINDS: dict[str, OutputKind] = {"demo": "folder", "world": "folder", "index": "folder", "train": "file", "report": "file",
-             "score": "table", "invariance": "table"}  # fmt: skip
+             "score": "table", "invariance": "table", "positions": "table"}  # fmt: skip
 """What each command writes at --out: a folder, a file, or a table (a file with companions)."""
 
 

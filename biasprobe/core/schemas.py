@@ -17,6 +17,7 @@ __all__ = [
     "BOX_FEATURES",
     "IDS_TABLE",
     "INVARIANCE_TABLE",
+    "POSITIONS_TABLE",
     "SCORES_TABLE",
     "SCORES_WITH_BOXES",
     "SKIPPED_TABLE",
@@ -69,6 +70,14 @@ VIEWS_TABLE: Schema = {
     "p_true": "float64", "knn_dist": "float64", "dx": "int64", "dy": "int64",
 }  # fmt: skip
 """``X.views.parquet``: one row per view."""
+
+
+POSITIONS_TABLE: Schema = {
+    "image_id": "string", "path": "string", "label": "Int64", "model": "string", "step": "int64",
+    "gx": "int64", "gy": "int64", "x": "float64", "y": "float64", "top1": "int64", "p_true": "float64",
+    "correct": "boolean", "p_top0": "float64", "pairs": "int64", "flips": "int64",
+}  # fmt: skip
+"""``biasprobe positions``: one row per image and grid position (docs/protocols.md section 7)."""
 
 
 def conform(frame: pd.DataFrame, schema: Schema, *, what: str = "table") -> pd.DataFrame:
