@@ -232,3 +232,30 @@ def test_the_command_writes_the_table_and_its_companions(tmp_path: Path) -> None
     assert (tmp_path / "pos.skipped.parquet").is_file() and not (tmp_path / "pos.parts").exists()
     bad = run_cli("positions", "--model", "efficientnet_lite0", "--images", str(tmp_path / "nothing"), "--out", str(out))
     assert "images not found" in one_line_error(bad)
+
+
+def test_the_report_shows_the_three_maps_and_the_correlations_per_model(tmp_path: Path) -> None:
+    from _report_data import write_stage_files
+
+    from biasprobe.positions.run import write_result
+    from biasprobe.report import write_report
+
+    source = open_source(_images(tmp_path / "imgs", 6, size=(8, 8)))
+    runtime = Runtime.create(device="cpu", threads=1)
+    tables = []
+    for seed in (0, 1):
+        result = measure_positions(circular_model(seed=seed), source, runtime=runtime, workers=0, progress=False)
+        tables.append(write_result(result, tmp_path / f"pos{seed}.parquet"))
+    rng = np.random.default_rng(0)
+    x0, side = rng.uniform(2, 6, 40), rng.uniform(4, 7, 40)
+    pd.DataFrame({"path": [f"t{i}.png" for i in range(40)], "xmin": x0, "ymin": x0, "xmax": x0 + side, "ymax": x0 + side,
+                  "image_width": 16, "image_height": 16}).to_csv(tmp_path / "train.csv", index=False)  # fmt: skip
+    scores, invs = write_stage_files(tmp_path, n=20, models=("m",))
+    out = write_report(scores, invs, out=tmp_path / "r.html", positions=tables, boxes_train=tmp_path / "train.csv")
+    html = out.read_text()
+    assert '<section id="positions">' in html and "rho(density, accuracy)" in html
+    assert html.count('<td class="l model">circular') == 2  # the second is told apart by its file
+    assert "circular (pos1)" in html and "data:image/png;base64," in html.split('<section id="positions">')[1]
+    assert "No training boxes" not in html
+    bare = write_report(scores, invs, out=tmp_path / "bare.html").read_text()
+    assert "No positions table was given" in bare

@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
     from biasprobe.core.io import companion
     from biasprobe.core.outputs import check_output_path
-    from biasprobe.positions import TrainingCentres, run_positions, training_centres_from_index
+    from biasprobe.positions.maps import TrainingCentres, training_centres_from_index
+    from biasprobe.positions.run import run_positions
 
     check_output_path(args.out, "table")
     runtime = runtime_from_args(args)

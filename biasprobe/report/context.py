@@ -15,6 +15,7 @@ from biasprobe.report.analysed import AnalysedInputs, analyse_inputs
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
 from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.positions import NO_POSITIONS
 
 __all__ = ["build_context", "build_supplement"]
 
@@ -55,6 +56,7 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
         "skipped": input_sections.skipped(inputs),
         "provenance": [*provenance.input_provenance(inputs), provenance.analysis_provenance(seed=seed, command=command)],
         "supplements": [],
+        "positions": dict(NO_POSITIONS),  # filled by render.write_report when positions tables are given
     }
 
 
