@@ -14,8 +14,8 @@ from biasprobe.demo.steps import DemoSteps, Step, time_left
 def test_the_plan_counts_the_steps_that_run(quick: bool) -> None:
     plan = DemoPlan.make(quick=quick)
     steps = demo_steps(plan)
-    per_arch = len(VARIANTS) + 1 + 1 + len(VARIANTS)  # train each variant, index, score, invariance of each
-    assert len(steps) == 1 + per_arch * len(plan.archs) + 1 + 1 == (11 if quick else 19)
+    per_arch = len(VARIANTS) + 1 + 1 + 2 * len(VARIANTS)  # train each variant, index, score, invariance and positions of each
+    assert len(steps) == 1 + per_arch * len(plan.archs) + 2 + 1 == (15 if quick else 26)
     assert len({s.title for s in steps}) == len(steps)
     assert steps[-1].title == "write the HTML report"
 
