@@ -325,4 +325,14 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         for protocol, f in protocols.items():
             rows.append((f"{model} {protocol}", f["p_change"], None, None, None))
     frame = pd.DataFrame(rows, columns=["model (crop unless named)", "P(change)", "typical half", "atypical half", "rho"])
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()
+    lines = frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()
+    placed = [(f"{arch} {variant}", b) for arch, variants in summary.get("positions", {}).get("world", {}).items()
+              for variant, b in variants.items()]
+    placed += [(f"{model} photos", b) for model, b in summary.get("positions", {}).get("photos", {}).items()]
+    if placed:
+        table = pd.DataFrame(
+            [(name, b["accuracy"], b["instability"], b["rho_density_accuracy"], b["rho_density_instability"])
+             for name, b in placed],
+            columns=["over the frame", "accuracy", "instability", "rho(density, acc.)", "rho(density, instab.)"])
+        lines += ["", *table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()]
+    return lines

@@ -35,18 +35,38 @@ class _Model:
     block: dict
 
 
-def _training(index: str | Path | None, boxes_train: str | Path | None, *, resize_size: int,
-              canvas: int) -> TrainingCentres | None:
-    if boxes_train is not None:
-        from biasprobe.data.boxes import read_boxes
+def _training_from(source: str | Path, *, resize_size: int, canvas: int) -> TrainingCentres | None:
+    """Training centres from an index folder or a boxes file."""
+    path = Path(source)
+    if path.is_dir():
+        return training_centres_from_index(path, resize_size=resize_size, canvas=canvas)
+    from biasprobe.data.boxes import read_boxes
 
-        table = read_boxes(boxes_train)
-        boxes = [*table.by_path.values(), *table.by_stem.values()]
-        return TrainingCentres.from_boxes(boxes, resize_size=resize_size, canvas=canvas, bandwidth=None,
-                                          source=str(boxes_train))  # fmt: skip
+    table = read_boxes(path)
+    boxes = [*table.by_path.values(), *table.by_stem.values()]
+    return TrainingCentres.from_boxes(boxes, resize_size=resize_size, canvas=canvas, bandwidth=None, source=str(path))
+
+
+def _training_source(summary: dict, model: str, index: str | Path | None, boxes_train: str | Path | None) -> str | None:
+    """Where a table's training objects come from: the source its stage recorded (when it is still
+    there); else the report's --boxes-train or --index for a model of the index's name (any model
+    when only --boxes-train is given). None: no density for this model."""
+    recorded = (summary.get("positions") or {}).get("training_source")
+    if isinstance(recorded, str) and Path(recorded).exists():
+        return recorded
     if index is not None:
-        return training_centres_from_index(index, resize_size=resize_size, canvas=canvas)
-    return None
+        meta = read_json(Path(index) / "meta.json")
+        if meta.get("model") != model:
+            return None
+        return str(boxes_train if boxes_train is not None else index)
+    return str(boxes_train) if boxes_train is not None else None
+
+
+def _label(name: str, stem: str) -> str:
+    """A second table of the same model, told apart by its file: 'world_vgg (augmented)'."""
+    tail = stem.removesuffix("-positions").removesuffix("_positions")
+    tail = tail[len(name) + 1 :] if tail.startswith(name) and len(tail) > len(name) + 1 else tail
+    return f"{name} ({tail})"
 
 
 def _ci(pair: list | None, digits: int = 3) -> str:
@@ -81,29 +101,32 @@ def positions_figure(models: Sequence[_Model]) -> str:
         vmin = 0.0
         if key == "accuracy":
             vmax = 1.0
+        drawn = None
         for row, (m, values) in enumerate(zip(models, images, strict=True)):
             ax = axes[row][col]
             ax.set_xticks([])
             ax.set_yticks([])
-            if values is None:
-                ax.text(0.5, 0.5, "no training boxes", ha="center", va="center", fontsize=9, color="#5b6570",
-                        transform=ax.transAxes)  # fmt: skip
+            if values is None or not np.isfinite(values).any():
+                why = "no training boxes" if key == "density" else "no labels" if key == "accuracy" else "no neighbours"
+                ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=9, color="#5b6570", transform=ax.transAxes)
                 ax.set_frame_on(False)
             else:
                 c0, c1, r0, r1 = m.maps.extent()
                 step = m.maps.cell / m.maps.canvas
                 extent = (c0 * step, (c1 + 1) * step, (r1 + 1) * step, r0 * step)
-                image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
+                drawn = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
                 ax.set_xticks(np.round(np.linspace(extent[0], extent[1], 3), 2))
                 ax.set_yticks(np.round(np.linspace(extent[3], extent[2], 3), 2))
                 ax.tick_params(labelsize=7)
-                if row == len(models) - 1:
-                    bar = fig.colorbar(image, ax=[axes[r][col] for r in range(len(models))], shrink=0.8, location="bottom")
-                    bar.ax.tick_params(labelsize=7)
             if row == 0:
                 ax.set_title(title, fontsize=10)
             if col == 0:
-                ax.set_ylabel(m.name, fontsize=9)
+                import textwrap
+
+                ax.set_ylabel(textwrap.fill(m.name, 22), fontsize=9)
+        if drawn is not None:
+            bar = fig.colorbar(drawn, ax=[axes[r][col] for r in range(len(models))], shrink=0.8, location="bottom")
+            bar.ax.tick_params(labelsize=7)
     return figure_uri(fig)
 
 
@@ -113,7 +136,7 @@ def positions_section(files: Sequence[str | Path], *, index: str | Path | None =
     if not files:
         return dict(NO_POSITIONS)
     models: list[_Model] = []
-    training_by_frame: dict[tuple[int, int], TrainingCentres | None] = {}
+    trainings: dict[tuple[str, int, int], TrainingCentres | None] = {}
     for file in files:
         path = Path(file)
         table = read_table(path)
@@ -125,13 +148,15 @@ def positions_section(files: Sequence[str | Path], *, index: str | Path | None =
         if not isinstance(canvas, int) or not isinstance(resize, int):
             raise InputError(f"{companion(path, 'summary')} does not record the canvas and resize sizes of "
                              "'biasprobe positions'; run it again")  # fmt: skip
-        if (resize, canvas) not in training_by_frame:
-            training_by_frame[(resize, canvas)] = _training(index, boxes_train, resize_size=resize, canvas=canvas)
-        training = training_by_frame[(resize, canvas)]
+        model = str(table["model"].iloc[0]) if "model" in table.columns else path.stem
+        source = _training_source(summary, model, index, boxes_train)
+        training = None
+        if source is not None:
+            if (source, resize, canvas) not in trainings:
+                trainings[(source, resize, canvas)] = _training_from(source, resize_size=resize, canvas=canvas)
+            training = trainings[(source, resize, canvas)]
         maps = position_maps(table, canvas)
-        name = str(table["model"].iloc[0]) if "model" in table.columns else path.stem
-        if any(m.name == name for m in models):
-            name = f"{name} ({path.stem})"
+        name = _label(model, path.stem) if any(m.name.split(" (")[0] == model for m in models) else model
         block = positions_block(table, canvas, training, seed=seed)
         models.append(_Model(name, maps, training.density_map(maps) if training is not None else None, block))
     rows = []
