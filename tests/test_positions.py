@@ -232,6 +232,9 @@ def test_the_command_writes_the_table_and_its_companions(tmp_path: Path) -> None
     assert (tmp_path / "pos.skipped.parquet").is_file() and not (tmp_path / "pos.parts").exists()
     bad = run_cli("positions", "--model", "efficientnet_lite0", "--images", str(tmp_path / "nothing"), "--out", str(out))
     assert "images not found" in one_line_error(bad)
+    missing = run_cli("report", "--invariance", str(out), "--positions", str(tmp_path / "none.parquet"), "--out",
+                      str(tmp_path / "r.html"))  # fmt: skip
+    assert "(--positions)" in one_line_error(missing)
 
 
 def test_the_report_shows_the_three_maps_and_the_correlations_per_model(tmp_path: Path) -> None:
@@ -259,3 +262,33 @@ def test_the_report_shows_the_three_maps_and_the_correlations_per_model(tmp_path
     assert "No training boxes" not in html
     bare = write_report(scores, invs, out=tmp_path / "bare.html").read_text()
     assert "No positions table was given" in bare
+
+
+def test_the_training_centres_of_an_index_are_its_boxes_in_the_models_frame(tmp_path: Path) -> None:
+    from _typicality_data import tiny_model
+
+    from biasprobe.index.build import build_index
+    from biasprobe.positions import training_centres_from_index
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rows = []
+    for i in range(12):
+        w, h = 40 + 4 * (i % 3), 36
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8), "RGB").save(folder / f"t{i:02d}.png")
+        x0, y0 = int(rng.integers(0, 20)), int(rng.integers(0, 16))
+        rows.append({"path": f"t{i:02d}.png", "xmin": x0, "ymin": y0, "xmax": x0 + 12, "ymax": y0 + 10,
+                     "image_width": w, "image_height": h})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "boxes.csv", index=False)
+    model = tiny_model()
+    build_index(open_source(folder, boxes=tmp_path / "boxes.csv"), model, tmp_path / "idx",
+                runtime=Runtime.create(device="cpu", threads=1))  # fmt: skip
+    prep = model.preprocessing
+    training = training_centres_from_index(tmp_path / "idx", resize_size=prep.resize_size, canvas=prep.input_size)
+    assert training is not None and len(training.centres) == 12 and training.bandwidth > 0
+    boxes = [Box(r["xmin"], r["ymin"], 12, 10, r["image_width"], r["image_height"]) for r in rows]
+    expected = input_frame_centres(np.array([b.features() for b in boxes]),
+                                   np.array([(b.image_width, b.image_height) for b in boxes]),
+                                   resize_size=prep.resize_size, canvas=prep.input_size)  # fmt: skip
+    assert np.allclose(np.sort(training.centres, axis=0), np.sort(expected, axis=0))

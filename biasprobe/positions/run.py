@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ def measure_positions(
     model = runtime.prepare(model)
     records = source.records
     manifest = {
-        "model": model.describe(), "object": settings.__dict__, "batch_size": batch_size, "chunk_images": chunk_images,
+        "model": model.describe(), "object": asdict(settings), "batch_size": batch_size, "chunk_images": chunk_images,
         "precision": runtime.precision, "images": [r.relative for r in records],
         "boxes": [None if r.box is None else list(r.box.__dict__.values()) for r in records],
     }  # fmt: skip
