@@ -292,3 +292,27 @@ def test_the_training_centres_of_an_index_are_its_boxes_in_the_models_frame(tmp_
                                    np.array([(b.image_width, b.image_height) for b in boxes]),
                                    resize_size=prep.resize_size, canvas=prep.input_size)  # fmt: skip
     assert np.allclose(np.sort(training.centres, axis=0), np.sort(expected, axis=0))
+
+
+def test_every_grid_fits_whole_is_centred_and_has_the_counted_size() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.integers(1, 64), st.data())
+    def check(canvas: int, data: st.DataObject) -> None:
+        w = data.draw(st.integers(1, canvas))
+        h = data.draw(st.integers(1, canvas))
+        step = data.draw(st.none() | st.integers(1, 70))
+        grid = PositionGrid.for_object(canvas, w, h, step)
+        s = grid.step
+        for size, axis in ((w, grid.lefts), (h, grid.tops)):
+            assert len(axis) == (canvas - size) // s + 1
+            assert axis.min() >= 0 and axis.max() + size <= canvas  # fits whole
+            assert (np.diff(axis) == s).all()
+            left_margin, right_margin = axis.min(), canvas - size - axis.max()
+            assert 0 <= right_margin - left_margin <= 1  # centred (the odd pixel on the right)
+        if step is None:
+            assert max(grid.shape) <= 48 and (s == 1 or (canvas - min(w, h)) // (s - 1) + 1 > 48)
+
+    check()
