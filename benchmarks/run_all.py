@@ -19,6 +19,7 @@ FULL: dict[str, list[str]] = {
     "bench_embed.py": [],
     "bench_invariance.py": [],
     "bench_layers.py": [],
+    "bench_positions.py": [],
 }
 QUICK: dict[str, list[str]] = {
     "bench_knn.py": ["--n", "20000"],
@@ -26,6 +27,7 @@ QUICK: dict[str, list[str]] = {
     "bench_embed.py": ["--throughput-images", "256", "--small", "200", "--large", "2000", "--rounds", "1"],
     "bench_invariance.py": [],
     "bench_layers.py": [],
+    "bench_positions.py": ["--step", "16"],
 }
 
 

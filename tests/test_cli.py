@@ -10,7 +10,7 @@ import pytest
 from biasprobe import __version__
 from biasprobe.cli import main
 
-CONTRACT = ("demo", "world", "train", "index", "score", "invariance", "layers", "report", "models")
+CONTRACT = ("demo", "world", "train", "index", "score", "invariance", "layers", "positions", "report", "models")
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,7 +47,8 @@ def test_images_says_it_takes_a_folder_a_manifest_or_the_bundled_photos() -> Non
                 seen.append(name)
                 assert action.metavar == "SOURCE", name
                 assert "a folder, a .csv manifest or builtin:photos" in str(action.help), name
-    assert sorted(seen) == ["biasprobe index build", "biasprobe invariance", "biasprobe layers", "biasprobe report",
+    assert sorted(seen) == ["biasprobe index build", "biasprobe invariance", "biasprobe layers", "biasprobe positions",
+                            "biasprobe report",
                             "biasprobe score"]
 
 

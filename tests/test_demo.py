@@ -30,14 +30,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
 def test_quick_demo_writes_report_and_summary(demo_run) -> None:
     out, run = demo_run
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "[1/15] write the photographer's-bias world" in run.stdout
+    assert "[1/19] write the photographer's-bias world" in run.stdout
     numbered = [line for line in run.stdout.splitlines() if line.startswith("[")]
-    assert numbered[-1].startswith("[15/15] write the HTML report (at ")  # the counter reaches its total
-    assert [line.split("]")[0] for line in numbered] == [f"[{i}/15" for i in range(1, 16)]
+    assert numbered[-1].startswith("[19/19] write the HTML report (at ")  # the counter reaches its total
+    assert [line.split("]")[0] for line in numbered] == [f"[{i}/19" for i in range(1, 20)]
     assert "min left)" in numbered[-2] or "under a minute left)" in numbered[-2]
     assert f"report: {out}/report.html" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) >= {"world", "photos", "provenance"}
+    assert set(summary) >= {"world", "photos", "positions", "layers", "provenance"}
     variants = summary["world"]["world_vgg"]
     assert set(variants) == {"baseline", "augmented", "antialiased"}
     for figures in variants.values():
@@ -55,7 +55,16 @@ def test_quick_demo_writes_report_and_summary(demo_run) -> None:
         assert [e["stride"] for e in crop] == [1, 2, 4, 8, 8] and all(e["change_1"] > 0 for e in crop)
         assert all(e["atypical_over_typical"] is not None for e in crop)
     assert layers["photos"]["efficientnet_lite0"]["total_stride"] == 32
+    assert "Where in the network invariance is lost" in html and "world_vgg: under crop, instability goes from" in html
+    positions = summary["positions"]
+    assert set(positions["world"]["world_vgg"]) == {"baseline", "augmented", "antialiased"}
+    for block in positions["world"]["world_vgg"].values():
+        assert block["n"] == 50 and len(block["grid"]) == 2 and 0 <= block["instability"] <= 1
+        assert block["rho_density_accuracy_ci"] is not None and block["rho_density_instability"] is not None
+    photo_block = positions["photos"]["efficientnet_lite0"]
+    assert photo_block["n"] == 9 and photo_block["rho_density_accuracy"] is None
     html = (out / "report.html").read_text()
+    assert '<section id="positions">' in html and html.count('<td class="l model">world_vgg') >= 3
     assert "Where in the network invariance is lost" in html and "world_vgg: under crop, instability goes from" in html
     assert "Real photos: efficientnet_lite0" in html and "coffee.png" in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
@@ -82,6 +91,7 @@ def test_interrupted_demo_resumes_from_finished_steps(demo_run) -> None:
     again = _demo(out)
     assert again.returncode == 0, again.stderr[-3000:]
     kept = [line for line in again.stdout.splitlines() if "already done, kept" in line]
-    assert len(kept) == 13 and "[8/15] invariance of world_vgg (augmented) on every protocol (at" in again.stdout
+    assert len(kept) == 17 and "[8/19] invariance of world_vgg (augmented) on every protocol (at" in again.stdout
     after = json.loads((out / "summary.json").read_text())
     assert after["world"] == before["world"] and after["photos"] == before["photos"]
+    assert after["positions"] == before["positions"] and after["layers"] == before["layers"]

@@ -14,8 +14,8 @@ from biasprobe.demo.steps import DemoSteps, Step, time_left
 def test_the_plan_counts_the_steps_that_run(quick: bool) -> None:
     plan = DemoPlan.make(quick=quick)
     steps = demo_steps(plan)
-    per_arch = len(VARIANTS) + 1 + 1 + len(VARIANTS) + len(VARIANTS)  # train, index, score, invariance, layers
-    assert len(steps) == 1 + per_arch * len(plan.archs) + 1 + 1 + 1 == (15 if quick else 26)
+    per_arch = 4 * len(VARIANTS) + 1 + 1  # train, invariance, positions and layers of each variant; index, score
+    assert len(steps) == 1 + per_arch * len(plan.archs) + 3 + 1 == (19 if quick else 33)  # photos: invariance, positions, layers
     assert len({s.title for s in steps}) == len(steps)
     assert steps[-1].title == "write the HTML report"
 

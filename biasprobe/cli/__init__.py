@@ -18,6 +18,7 @@ from biasprobe.cli import (
     invariance_cmd,
     layers_cmd,
     models_cmd,
+    positions_cmd,
     report_cmd,
     score_cmd,
     train_cmd,
@@ -38,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     score_cmd,
     invariance_cmd,
     layers_cmd,
+    positions_cmd,
     report_cmd,
     models_cmd,
 )

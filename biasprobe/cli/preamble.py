@@ -25,7 +25,7 @@ __all__ = ["check_paths", "model_from_args", "runtime_from_args", "source_from_a
 
 
 OUT_KINDS: dict[str, OutputKind] = {"demo": "folder", "world": "folder", "index": "folder", "train": "file", "report": "file",
-             "score": "table", "invariance": "table", "layers": "table"}  # fmt: skip
+             "score": "table", "invariance": "table", "layers": "table", "positions": "table"}  # fmt: skip
 """What each command writes at --out: a folder, a file, or a table (a file with companions)."""
 
 
@@ -73,7 +73,7 @@ def _check_world(spec: str) -> None:
 def check_paths(args: argparse.Namespace) -> None:
     """Refuse, in one line, a path that cannot work: --out where nothing can be written, and
     inputs that are not there (--images, --weights, --classes, --boxes, --boxes-train,
-    --boxes-test, --scores, --invariance of report, --index, --data). Only the file system is
+    --boxes-test, --scores, --invariance and --positions of report, --index, --data). Only the file system is
     asked; what the files hold is checked by the stages."""
     command = getattr(args, "command", None) or ""
     if getattr(args, "out", None):
@@ -91,6 +91,8 @@ def check_paths(args: argparse.Namespace) -> None:
             _check_file("--invariance", "table", table)
         for table in getattr(args, "layers", None) or []:
             _check_file("--layers", "table", table)
+        for table in getattr(args, "positions", None) or ():
+            _check_file("--positions", "table", table)
     if getattr(args, "index", None):
         _check_index(args.index)
     if command == "train":

@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output(s) of 'biasprobe invariance', one per model (baseline first) to compare fixes")
     p.add_argument("--layers", nargs="+", default=[], metavar="FILE",
                    help="output(s) of 'biasprobe layers', one per model: where in the network invariance is lost")
+    p.add_argument("--positions", nargs="+", default=[], metavar="FILE",
+                   help="output(s) of 'biasprobe positions', one per model (baseline first): maps over the frame")
     p.add_argument("--index", metavar="DIR", default=None, help="index folder (meta.json and training boxes)")
     p.add_argument("--boxes-train", metavar="FILE", default=None, help="training boxes (Pascal VOC XML or CSV)")
     p.add_argument("--boxes-test", metavar="FILE", default=None, help="test boxes (Pascal VOC XML or CSV)")
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         boxes_train=args.boxes_train,
         boxes_test=args.boxes_test,
         images_root=args.images,
+        positions=args.positions,
         title=args.title,
         seed=args.seed,
         command=["biasprobe", *getattr(args, "argv", [])],

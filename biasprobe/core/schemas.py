@@ -19,6 +19,7 @@ __all__ = [
     "IDS_TABLE",
     "INVARIANCE_TABLE",
     "LAYERS_TABLE",
+    "POSITIONS_TABLE",
     "SCORES_TABLE",
     "SCORES_WITH_BOXES",
     "SHIFT_DISTANCE_TABLE",
@@ -87,6 +88,14 @@ SHIFT_DISTANCE_TABLE: Schema = {
     "p_differs": "float64", "ci_low": "float64", "ci_high": "float64",
 }  # fmt: skip
 """Shift-distance curves (docs/protocols.md section 7.5): P(top-1 differs) between views d apart."""
+
+
+POSITIONS_TABLE: Schema = {
+    "image_id": "string", "path": "string", "label": "Int64", "model": "string", "step": "int64",
+    "gx": "int64", "gy": "int64", "x": "float64", "y": "float64", "top1": "int64", "p_true": "float64",
+    "correct": "boolean", "p_top0": "float64", "pairs": "int64", "flips": "int64",
+}  # fmt: skip
+"""``biasprobe positions``: one row per image and grid position (docs/protocols.md section 8)."""
 
 
 def conform(frame: pd.DataFrame, schema: Schema, *, what: str = "table") -> pd.DataFrame:

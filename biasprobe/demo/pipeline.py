@@ -3,10 +3,11 @@
 World: write the photographer's-bias world, train each architecture three times (baseline,
 crop-augmented, antialiased), index the training split with the baseline, score the test
 split against it (one atypicality axis for every variant), measure every protocol for every
-variant. Photos: the bundled EfficientNet-Lite0 on the nine bundled photos, every protocol.
-Layers: where in each network a 1-pixel step starts to change the features (``crop`` and
-``circular``), for every world variant and for EfficientNet-Lite0 on the photos.
-Then one HTML report and ``summary.json``.
+variant, and move a sample of test objects over the whole frame for every variant (positions, with
+the training objects' density from the index). Photos: the bundled EfficientNet-Lite0 on the nine
+bundled photos, every protocol, and each whole photo over the frame. Layers: where in each
+network a 1-pixel step starts to change the features (``crop`` and ``circular``), for every world
+variant and for EfficientNet-Lite0 on the photos. Then one HTML report and ``summary.json``.
 
 Every step writes its output under ``OUT/work`` and records its settings beside it; a re-run
 skips the steps whose output exists with the same settings, so an interrupted demo resumes.
@@ -67,11 +68,16 @@ class DemoPlan:
     protocols: tuple[str, ...] = field(default_factory=lambda: tuple(p.name for p in list_protocols()))
     batch_size: int = 256
     photo_batch_size: int = 64
+    positions_images: int = 100
+    """Test images (a sample stratified by label) moved over the frame per world model."""
+    positions_step: int = 2
+    photo_positions_step: int = 4
 
     @classmethod
     def make(cls, *, quick: bool, seed: int = 0) -> DemoPlan:
         if quick:
-            return cls(quick=True, archs=("world_vgg",), epochs=5, world_digits=900, seed=seed)
+            return cls(quick=True, archs=("world_vgg",), epochs=5, world_digits=900, seed=seed, positions_images=50,
+                       photo_positions_step=8)  # fmt: skip
         return cls(quick=False, seed=seed)
 
     def to_dict(self) -> dict[str, object]:
@@ -82,7 +88,7 @@ class DemoPlan:
 # measured runs; only their proportions matter (the time-left estimate of demo/steps.py).
 TYPICAL_SECONDS: dict[str, tuple[float, float]] = {
     "world": (2, 2), "train": (20, 45), "index": (6, 17), "score": (1, 2), "invariance": (18, 45),
-    "photos": (20, 43), "report": (12, 20), "layers": (6, 15),
+    "photos": (20, 43), "report": (12, 20), "positions": (8, 25), "photo_positions": (6, 17), "layers": (6, 15),
 }
 
 
@@ -98,7 +104,9 @@ def demo_steps(plan: DemoPlan) -> list[Step]:
         steps.append(step(f"index the training split with {arch} (baseline)", "index"))
         steps.append(step(f"score the test split against the {arch} index", "score"))
         steps += [step(f"invariance of {arch} ({variant}) on every protocol", "invariance") for variant in VARIANTS]
+        steps += [step(f"positions of {arch} ({variant}) over the frame", "positions") for variant in VARIANTS]
     steps.append(step(f"invariance of {PHOTO_MODEL} on the bundled photos", "photos"))
+    steps.append(step(f"positions of {PHOTO_MODEL} on the bundled photos", "photo_positions"))
     for arch in plan.archs:
         steps += [step(f"layers of {arch} ({variant})", "layers") for variant in VARIANTS]
     steps.append(step(f"layers of {PHOTO_MODEL} on the bundled photos", "layers"))
@@ -121,6 +129,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     from biasprobe.invariance import parts_dir_for, run_invariance
     from biasprobe.layers.run import parts_dir_for as layers_parts_dir
     from biasprobe.layers.run import run_layers
+    from biasprobe.positions.run import parts_dir_for as positions_parts
+    from biasprobe.positions.run import run_positions
     from biasprobe.report import Supplement, write_report
     from biasprobe.world import WorldConfig, make_world, read_world_info
     from biasprobe.world.train import train_world_model
@@ -143,6 +153,8 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     test_source = open_source(world.test_dir, boxes=world.boxes("test"))
 
     summary_world: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    summary_positions: dict[str, Any] = {"world": {}, "photos": {}}
+    positions_files: list[Path] = []
     invariance_files: list[Path] = []
     scores_files: dict[str, Path] = {}
     for arch in plan.archs:
@@ -183,6 +195,9 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                       clear=parts_dir_for(table))
             frame = read_table(table)
             summary_world[arch][variant] = {p: protocol_figures(scores, frame, p) for p in protocols}
+        summary_positions["world"][arch] = _world_positions(
+            plan, steps, arch, checkpoints, baseline, index_dir, world_dir, positions_files, runtime=runtime,
+            command=command)  # fmt: skip
 
     photo_table = work / "tables" / f"photos-{PHOTO_MODEL}.parquet"
     photo_model = create_model(PHOTO_MODEL)
@@ -193,6 +208,15 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                                      command=command))
     photo_frame = read_table(photo_table)
     summary_photos = {PHOTO_MODEL: {p: protocol_figures(None, photo_frame, p) for p in protocols}}
+    photo_positions = work / "tables" / f"photos-{PHOTO_MODEL}-positions.parquet"
+    steps.run(f"positions of {PHOTO_MODEL} on the bundled photos", photo_positions,
+              {"model": photo_model.weights_sha256, "step": plan.photo_positions_step, "seed": plan.seed},
+              partial(run_positions, photo_model, open_source(BUILTIN_PHOTOS), photo_positions,
+                      step=plan.photo_positions_step, runtime=runtime, batch_size=plan.photo_batch_size,
+                      seed=plan.seed, command=command),
+              clear=positions_parts(photo_positions))
+    summary_positions["photos"][PHOTO_MODEL] = _positions_figures(photo_positions)
+    positions_files.append(photo_positions)
 
     layer_files: dict[str, list[Path]] = {}
     summary_layers: dict[str, dict[str, Any]] = {}
@@ -232,6 +256,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         extra_sections=_other_archs_text(summary_world, primary),
         supplements=[Supplement(f"Real photos: {PHOTO_MODEL} on the nine bundled photos", (photo_table,),
                                 images_root=BUILTIN_PHOTOS)],
+        positions=positions_files,
         seed=plan.seed,
         command=command,
         layers=[*layer_files.get(primary, []), photo_layers],
@@ -239,6 +264,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     summary = {
         "world": summary_world,
         "photos": summary_photos,
+        "positions": summary_positions,
         "layers": {"world": summary_layers, "photos": summary_photos_layers},
         "provenance": {
             "biasprobe": __version__,
@@ -285,6 +311,47 @@ def _half_ratio(entry: dict[str, Any]) -> float | None:
     return atypical / typical if typical and atypical is not None else None
 
 
+POSITION_KEYS = ("n", "grid", "accuracy", "instability", "rho_density_accuracy", "rho_density_accuracy_ci",
+                 "rho_density_instability", "rho_density_instability_ci")
+"""The keys of a positions table's figures that ``summary.json`` repeats (docs/protocols.md section 8.7)."""
+
+
+def _positions_figures(table: Path) -> dict[str, Any]:
+    from biasprobe.core.io import companion
+    from biasprobe.core.records import read_json_object
+
+    block = read_json_object(companion(table, "summary"))["positions"]
+    return {key: block.get(key) for key in POSITION_KEYS}
+
+
+def _world_positions(plan: DemoPlan, steps: DemoSteps, arch: str, checkpoints: dict[str, Path], baseline: ProbeModel,
+                     index_dir: Path, world_dir: Path, files: list[Path], *, runtime: Runtime,
+                     command: list[str] | None) -> dict[str, dict[str, Any]]:
+    """Every variant of ``arch`` over the frame, on a stratified sample of the test objects, with
+    the training objects' density from the baseline's index; the figures per variant."""
+    from biasprobe.positions.maps import training_centres_from_index
+    from biasprobe.positions.run import parts_dir_for, run_positions
+    from biasprobe.world import read_world_info
+
+    world = read_world_info(world_dir)
+    source = open_source(world.test_dir, boxes=world.boxes("test"), sample=plan.positions_images, seed=plan.seed)
+    prep = baseline.preprocessing
+    training = training_centres_from_index(index_dir, resize_size=prep.resize_size, canvas=prep.input_size)
+    out: dict[str, dict[str, Any]] = {}
+    for variant, ckpt in checkpoints.items():
+        table = index_dir.parent.parent / "tables" / f"{arch}-{variant}-positions.parquet"
+        files.append(table)
+        model = baseline if variant == "baseline" else create_model(arch, weights=ckpt)
+        steps.run(f"positions of {arch} ({variant}) over the frame", table,
+                  {"model": short_digest(ckpt), "world": world.digest, "index": short_digest(index_dir / "meta.json"),
+                   "images": plan.positions_images, "step": plan.positions_step, "seed": plan.seed},
+                  partial(run_positions, model, source, table, step=plan.positions_step, training=training,
+                          runtime=runtime, batch_size=plan.batch_size, seed=plan.seed, command=command),
+                  clear=parts_dir_for(table))  # fmt: skip
+        out[variant] = _positions_figures(table)
+    return out
+
+
 def _other_archs_text(summary_world: dict[str, dict[str, dict[str, dict[str, Any]]]], primary: str) -> list[tuple[str, str]]:
     """A short section per further architecture (its full figures are in summary.json)."""
     sections = []
@@ -319,4 +386,14 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         for protocol, f in protocols.items():
             rows.append((f"{model} {protocol}", f["p_change"], None, None, None))
     frame = pd.DataFrame(rows, columns=["model (crop unless named)", "P(change)", "typical half", "atypical half", "rho"])
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()
+    lines = frame.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()
+    placed = [(f"{arch} {variant}", b) for arch, variants in summary.get("positions", {}).get("world", {}).items()
+              for variant, b in variants.items()]
+    placed += [(f"{model} photos", b) for model, b in summary.get("positions", {}).get("photos", {}).items()]
+    if placed:
+        table = pd.DataFrame(
+            [(name, b["accuracy"], b["instability"], b["rho_density_accuracy"], b["rho_density_instability"])
+             for name, b in placed],
+            columns=["over the frame", "accuracy", "instability", "rho(density, acc.)", "rho(density, instab.)"])
+        lines += ["", *table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()]
+    return lines

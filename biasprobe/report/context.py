@@ -17,6 +17,7 @@ from biasprobe.report.analysed import AnalysedInputs, analyse_inputs
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
 from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.positions import NO_POSITIONS
 
 __all__ = ["build_context", "build_supplement"]
 
@@ -61,6 +62,7 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
         "provenance": [*provenance.input_provenance(inputs), *layer_values["provenance"],
                        provenance.analysis_provenance(seed=seed, command=command)],
         "supplements": [],
+        "positions": dict(NO_POSITIONS),  # filled by render.write_report when positions tables are given
     }
 
 

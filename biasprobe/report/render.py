@@ -88,6 +88,7 @@ def write_report(
     extra_sections: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
     images_root: str | Path | None = None,
     supplements: Sequence[Supplement] = (),
+    positions: Sequence[str | Path] = (),
     seed: int = 0,
     command: list[str] | None = None,
     layers: Sequence[str | Path] = (),
@@ -95,7 +96,8 @@ def write_report(
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
 
     ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary;
-    ``supplements`` (further image sets, e.g. real photos) after the galleries; ``layers`` (outputs
+    ``supplements`` (further image sets, e.g. real photos) after the galleries; ``positions``
+    (outputs of ``biasprobe positions``, baseline first) the maps over the frame; ``layers`` (outputs
     of 'biasprobe layers') feed the section on where in the network invariance is lost.
     """
     inputs = load_inputs(
@@ -105,6 +107,10 @@ def write_report(
     log.info("analysing %d invariance file(s)", len(inputs.invariance))
     context = build_context(inputs, title=title, seed=seed, command=command, layer_files=layers)
     context["extra_sections"] = _extra(extra_sections)
+    if positions:
+        from biasprobe.report.positions import positions_section
+
+        context["positions"] = positions_section(positions, index=index, boxes_train=boxes_train, seed=seed)
     context["supplements"] = []
     for sup in supplements:
         sup_inputs = load_inputs(None, list(sup.invariance_files), images_root=sup.images_root)
