@@ -148,6 +148,11 @@ class TrainingIndex:
             pose = PoseDensity.fit(boxes[list(BOX_FEATURES)].to_numpy(), bandwidth=meta.boxes.bandwidth)
         return cls(folder, meta, table, neighbours, reference, reference_rows, pose, files)
 
+    def __reduce__(self) -> tuple[Callable[[Path], TrainingIndex], tuple[Path]]:
+        """Pickled as its folder: unpickling opens the index again (its files checked), so a
+        remote worker loads it from the shared folder rather than receiving its arrays."""
+        return (TrainingIndex.open, (self.folder.resolve(),))
+
     # ---------------------------------------------------------------- properties
     @property
     def store(self) -> VectorStore:

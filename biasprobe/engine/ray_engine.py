@@ -1,0 +1,315 @@
+"""The Ray engine (``--engine ray``): a stage's units on long-lived Ray workers.
+
+Imported only when that engine is chosen (``runner.Engine``). The driver connects to a cluster
+(``ray_address``), uses a Ray already initialised in this process, or starts a local instance
+whose temporary files go under a folder short enough for Ray's unix sockets (and removes it,
+and shuts the instance down, at the end). It then starts the workers: one actor per GPU
+(``num_gpus`` each) or per CPU slice, each with its torch and FAISS threads set explicitly
+(Ray sets ``OMP_NUM_THREADS=1`` in workers). Workers that cannot be scheduled within
+``timeout_s`` are reported in one line naming what was asked and what the cluster has, never
+waited on forever. Each worker builds the stage's work once from the recipe (the model, an
+index) and then runs one unit per call, writing the unit's numbered files and its done marker
+(``UnitPlan.mark_done``, as the local engine does) into the shared folder; two units wait at
+each worker so it never idles between calls. A unit whose worker died (killed, out of memory,
+its node lost) goes back to the queue and the worker is replaced, up to ``retries`` times per
+unit; then the run stops with one line and a re-run resumes from the finished units.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
+
+from biasprobe.core.errors import BiasprobeError, EngineError
+from biasprobe.engine.runner import Engine, Progress, RemoteWork, WorkerSetup, WorkRecipe
+from biasprobe.engine.units import Unit, UnitPlan, UnitWork
+
+__all__ = ["SOCKET_PATH_MAX", "WorkerShape", "ray_temp_folder", "run_on_ray", "worker_shape"]
+
+log = logging.getLogger(__name__)
+
+SOCKET_PATH_MAX = 107
+"""Longest unix socket path Linux accepts (bytes); Ray puts its sockets below its temp folder."""
+_SOCKET_ROOM = 70
+"""What Ray adds below its temp folder for its longest socket path
+(``/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store.N``), with a margin."""
+_IN_FLIGHT = 2
+"""Units waiting at each worker, so a worker starts its next unit at once."""
+
+LOST = (RayActorError, WorkerCrashedError)
+"""What Ray raises for a unit whose worker died."""
+
+
+@dataclass(frozen=True)
+class WorkerShape:
+    """How many workers, and what each reserves and uses."""
+
+    count: int
+    cpus: float
+    gpus: float
+    threads: int
+    decode_workers: int
+    device: str
+
+    def ask(self) -> str:
+        """``2 workers of 1 CPU and 1 GPU each``."""
+        gpus = f" and {self.gpus:g} GPU" if self.gpus else ""
+        return f"{self.count} worker{'s' if self.count != 1 else ''} of {self.cpus:g} CPU{gpus} each"
+
+
+def worker_shape(engine: Engine, total: Mapping[str, float], driver_device: str, *, driver_has_cuda: bool) -> WorkerShape:
+    """The workers to start on a cluster with ``total`` resources (``ray.cluster_resources()``).
+
+    Default: one worker per GPU (1 GPU each) when the cluster has GPUs, else one per CPU; each
+    reserves 1 CPU unless told, and runs that many torch threads. GPU workers decode in
+    background processes, CPU workers between batches (their cores run the forward pass).
+    Workers with GPUs run on CUDA unless the driver was told to use the CPU on a machine with CUDA.
+    """
+    cluster_gpus, cluster_cpus = float(total.get("GPU", 0.0)), float(total.get("CPU", 0.0))
+    gpus = engine.gpus_per_worker if engine.gpus_per_worker is not None else (1.0 if cluster_gpus >= 1 else 0.0)
+    cpus = engine.cpus_per_worker if engine.cpus_per_worker is not None else 1.0
+    fits = cluster_gpus / gpus if gpus > 0 else cluster_cpus / cpus
+    count = engine.workers if engine.workers is not None else max(1, math.floor(fits + 1e-9))
+    threads = max(1, math.floor(cpus + 1e-9))
+    if gpus > 0:
+        device = "cpu" if driver_device == "cpu" and driver_has_cuda else "auto"
+        decode = max(1, min(4, threads - 1))
+    else:
+        device, decode = "cpu", 0
+    return WorkerShape(count, cpus, gpus, threads, decode, device)
+
+
+def _fits_sockets(folder: Path) -> bool:
+    return len(str(folder).encode()) + _SOCKET_ROOM <= SOCKET_PATH_MAX
+
+
+def ray_temp_folder(engine: Engine, default: Path) -> tuple[Path, bool]:
+    """Where a local Ray instance keeps its temporary files, and whether to remove it afterwards.
+
+    ``engine.ray_temp`` when given (kept); else ``default`` (in the stage's unit folder) when its
+    path leaves room for Ray's socket paths, else a new short folder under the system temp.
+    """
+    if engine.ray_temp is not None:
+        chosen = engine.ray_temp.expanduser().resolve()
+        if not _fits_sockets(chosen):
+            room = SOCKET_PATH_MAX - _SOCKET_ROOM
+            raise EngineError(f"--ray-temp {chosen} is too long for Ray's socket paths ({len(str(chosen))} characters; "
+                              f"at most {room}): choose a shorter folder")
+        return chosen, False
+    default = default.resolve()
+    if _fits_sockets(default):
+        return default, True
+    short = Path(tempfile.mkdtemp(prefix="bp-ray-"))
+    if not _fits_sockets(short):
+        raise EngineError(f"the system temp folder {short.parent} is too long for Ray's socket paths: pass --ray-temp with a short folder")
+    log.info("Ray's temporary files go to %s (%s is too long a path for Ray's sockets; --ray-temp chooses)", short, default)
+    return short, True
+
+
+@contextmanager
+def _connected(engine: Engine, default_temp: Path) -> Iterator[None]:
+    """Ray ready for use in this process: an existing cluster, the Ray this process already
+    joined, or a local instance started here (and shut down, its temp folder removed, after)."""
+    if ray.is_initialized():
+        yield
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
+    remove: Path | None = None
+    if engine.ray_address is not None:
+        ray.init(address=engine.ray_address, **options)
+    else:
+        temp, owned = ray_temp_folder(engine, default_temp)
+        remove = temp if owned else None
+        temp.mkdir(parents=True, exist_ok=True)
+        ray.init(_temp_dir=str(temp), **options)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if remove is not None:
+            shutil.rmtree(remove, ignore_errors=True)
+
+
+def _resources(values: Mapping[str, float]) -> str:
+    shown = {k: v for k, v in values.items() if k in ("CPU", "GPU")}
+    return ", ".join(f"{v:g} {k}" for k, v in sorted(shown.items())) or "no CPU or GPU"
+
+
+def _cause(exc: RayTaskError) -> BaseException:
+    """A worker's user-facing error as itself (one line); anything else as Ray reported it."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BiasprobeError) else exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class UnitWorker:
+    """One long-lived worker: builds the stage's work once, then runs units one at a time."""
+
+    def __init__(self) -> None:
+        self.work: UnitWork | None = None
+
+    def pid(self) -> int:
+        """The worker's process id (answered as soon as the worker is scheduled)."""
+        return os.getpid()
+
+    def load(self, recipe: WorkRecipe, device: str, threads: int, precision: str, decode_workers: int) -> dict[str, object]:
+        """Build the work (model, index) with this worker's runtime; its runtime record."""
+        from biasprobe.engine.runtime import Runtime
+
+        runtime = Runtime.create(device=device, threads=threads, precision=precision)
+        self.work = recipe.build(WorkerSetup(runtime, decode_workers))
+        return runtime.to_dict()
+
+    def run(self, plan: UnitPlan, unit: Unit) -> int:
+        """Write one unit's files, then its done marker; the unit's number."""
+        if self.work is None:
+            raise RuntimeError("the worker ran a unit before loading its work")
+        self.work.run([unit], plan.mark_done)
+        return unit.number
+
+
+RemoteUnitWorker = ray.remote(max_restarts=0, max_task_retries=0)(UnitWorker)
+"""``UnitWorker`` as a Ray actor class (replaced by the driver when it dies, never restarted by Ray)."""
+
+
+class _Pool:
+    """The workers: started, loaded, replaced when one dies, killed at the end."""
+
+    def __init__(self, engine: Engine, shape: WorkerShape, recipe: Any, precision: str) -> None:
+        self.engine = engine
+        self.shape = shape
+        self.recipe = recipe  # an ObjectRef: the recipe is sent to the object store once
+        self.precision = precision
+        self.actors: list[Any] = []
+        self.generation: list[int] = []
+
+    def _new(self) -> Any:
+        return RemoteUnitWorker.options(num_cpus=self.shape.cpus, num_gpus=self.shape.gpus).remote()
+
+    def _scheduled(self, actors: list[Any], what: str) -> None:
+        """Wait until ``actors`` run (their pid answers), at most ``timeout_s``; else one line."""
+        pings = [actor.pid.remote() for actor in actors]
+        ready, waiting = ray.wait(pings, num_returns=len(pings), timeout=self.engine.timeout_s)
+        if waiting:
+            raise EngineError(
+                f"Ray could not start {len(waiting)} of the {what} within {self.engine.timeout_s:g} s: "
+                f"asked for {self.shape.ask()}; the cluster has {_resources(ray.cluster_resources())} "
+                f"({_resources(ray.available_resources())} free): ask for fewer or smaller workers "
+                "(--ray-workers, --ray-cpus, --ray-gpus) or wait longer (--ray-timeout)"
+            )
+        try:
+            ray.get(ready)
+        except LOST as exc:
+            raise EngineError(f"a Ray worker died as it started: {_first_line(exc)}") from exc
+
+    def _load(self, actors: list[Any]) -> list[dict[str, object]]:
+        shape = self.shape
+        calls = [actor.load.remote(self.recipe, shape.device, shape.threads, self.precision, shape.decode_workers)
+                 for actor in actors]  # fmt: skip
+        try:
+            return list(ray.get(calls))
+        except RayTaskError as exc:
+            raise _cause(exc) from exc
+        except LOST as exc:
+            raise EngineError(f"a Ray worker died while loading the model: {_first_line(exc)}") from exc
+
+    def start(self) -> None:
+        started = time.perf_counter()
+        self.actors = [self._new() for _ in range(self.shape.count)]
+        self.generation = [0] * self.shape.count
+        self._scheduled(self.actors, self.shape.ask())
+        runtimes = self._load(self.actors)
+        log.info("Ray: %s ready in %.1f s (runtime %s)", self.shape.ask(), time.perf_counter() - started, runtimes[0])
+
+    def replace(self, slot: int) -> None:
+        """A new worker in ``slot`` (its predecessor died)."""
+        self.actors[slot] = self._new()
+        self.generation[slot] += 1
+        self._scheduled([self.actors[slot]], "replacement worker")
+        self._load([self.actors[slot]])
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+
+
+def _dispatch(pool: _Pool, plan: UnitPlan, todo: Sequence[Unit], engine: Engine, progress: Progress | None) -> list[Unit]:
+    """Run every unit of ``todo`` on the pool; a unit whose worker died is run again."""
+    queue = deque(todo)
+    in_flight: dict[Any, tuple[int, int, Unit]] = {}  # ref -> (slot, worker generation, unit)
+    lost: Counter[int] = Counter()
+    ran: list[Unit] = []
+
+    def fill() -> None:
+        waiting = Counter(slot for slot, _gen, _unit in in_flight.values())
+        for slot, actor in enumerate(pool.actors):
+            while queue and waiting[slot] < _IN_FLIGHT:
+                unit = queue.popleft()
+                in_flight[actor.run.remote(plan, unit)] = (slot, pool.generation[slot], unit)
+                waiting[slot] += 1
+
+    fill()
+    while in_flight:
+        (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+        slot, generation, unit = in_flight.pop(ref)
+        try:
+            ray.get(ref)
+        except LOST as exc:
+            lost[unit.number] += 1
+            if lost[unit.number] > engine.retries:
+                raise EngineError(
+                    f"unit {unit.number} (images {unit.start}-{unit.stop - 1}) lost its Ray worker {lost[unit.number]} times "
+                    f"(last: {_first_line(exc)}); finished units are kept: run the command again to resume"
+                ) from exc
+            log.warning("Ray worker %d died during unit %d (%s); running the unit again", slot, unit.number, _first_line(exc))
+            queue.appendleft(unit)
+            if generation == pool.generation[slot]:
+                pool.replace(slot)
+        except RayTaskError as exc:
+            raise _cause(exc) from exc
+        else:
+            ran.append(unit)
+            if progress is not None:
+                progress(unit.size)
+        fill()
+    return ran
+
+
+def run_on_ray(engine: Engine, work: RemoteWork, plan: UnitPlan, *, units: Sequence[Unit] | None = None,
+               progress: Progress | None = None) -> list[Unit]:
+    """Run the pending units (of ``units``, default all) of ``plan`` on Ray workers; the units
+    that ran. Finished units are skipped; the workers mark each unit done as the local engine does."""
+    todo = plan.pending(units, warn=units is None)
+    if not todo:
+        return []
+    import torch
+
+    recipe = work.recipe()
+    runtime = work.runtime
+    with _connected(engine, plan.folder / "ray"):
+        shape = worker_shape(engine, ray.cluster_resources(), runtime.device.type, driver_has_cuda=torch.cuda.is_available())
+        shape = replace(shape, count=min(shape.count, len(todo)))  # no worker without a unit
+        pool = _Pool(engine, shape, ray.put(recipe), runtime.precision)
+        try:
+            pool.start()
+            return _dispatch(pool, plan, todo, engine, progress)
+        finally:
+            pool.close()
