@@ -64,10 +64,13 @@ class WorkerShape:
     decode_workers: int
     device: str
 
+    def each(self) -> str:
+        """``1 CPU and 1 GPU``: what each worker reserves."""
+        return f"{self.cpus:g} CPU" + (f" and {self.gpus:g} GPU" if self.gpus else "")
+
     def ask(self) -> str:
         """``2 workers of 1 CPU and 1 GPU each``."""
-        gpus = f" and {self.gpus:g} GPU" if self.gpus else ""
-        return f"{self.count} worker{'s' if self.count != 1 else ''} of {self.cpus:g} CPU{gpus} each"
+        return f"{self.count} worker{'s' if self.count != 1 else ''} of {self.each()} each"
 
 
 def worker_shape(engine: Engine, total: Mapping[str, float], driver_device: str, *, driver_has_cuda: bool) -> WorkerShape:
@@ -143,9 +146,10 @@ def _connected(engine: Engine, default_temp: Path) -> Iterator[None]:
             shutil.rmtree(remove, ignore_errors=True)
 
 
-def _resources(values: Mapping[str, float]) -> str:
-    shown = {k: v for k, v in values.items() if k in ("CPU", "GPU")}
-    return ", ".join(f"{v:g} {k}" for k, v in sorted(shown.items())) or "no CPU or GPU"
+def _resources(values: Mapping[str, float], total: Mapping[str, float]) -> str:
+    """``2 CPU, 1 GPU``: the CPUs and GPUs of ``values`` (0 where the cluster has some but none are in ``values``)."""
+    shown = [f"{float(values.get(kind, 0.0)):g} {kind}" for kind in ("CPU", "GPU") if kind in total or kind == "CPU"]
+    return ", ".join(shown)
 
 
 def _cause(exc: RayTaskError) -> BaseException:
@@ -208,10 +212,11 @@ class _Pool:
         pings = [actor.pid.remote() for actor in actors]
         ready, waiting = ray.wait(pings, num_returns=len(pings), timeout=self.engine.timeout_s)
         if waiting:
+            total = ray.cluster_resources()
             raise EngineError(
-                f"Ray could not start {len(waiting)} of the {what} within {self.engine.timeout_s:g} s: "
-                f"asked for {self.shape.ask()}; the cluster has {_resources(ray.cluster_resources())} "
-                f"({_resources(ray.available_resources())} free): ask for fewer or smaller workers "
+                f"Ray could not schedule {len(waiting)} of {len(actors)} {what} ({self.shape.each()} each) within "
+                f"{self.engine.timeout_s:g} s; the cluster has {_resources(total, total)} "
+                f"({_resources(ray.available_resources(), total)} free): ask for fewer or smaller workers "
                 "(--ray-workers, --ray-cpus, --ray-gpus) or wait longer (--ray-timeout)"
             )
         try:
@@ -234,7 +239,7 @@ class _Pool:
         started = time.perf_counter()
         self.actors = [self._new() for _ in range(self.shape.count)]
         self.generation = [0] * self.shape.count
-        self._scheduled(self.actors, self.shape.ask())
+        self._scheduled(self.actors, "workers")
         runtimes = self._load(self.actors)
         log.info("Ray: %s ready in %.1f s (runtime %s)", self.shape.ask(), time.perf_counter() - started, runtimes[0])
 
@@ -242,7 +247,7 @@ class _Pool:
         """A new worker in ``slot`` (its predecessor died)."""
         self.actors[slot] = self._new()
         self.generation[slot] += 1
-        self._scheduled([self.actors[slot]], "replacement worker")
+        self._scheduled([self.actors[slot]], "replacement workers")
         self._load([self.actors[slot]])
 
     def close(self) -> None:
