@@ -193,8 +193,8 @@ def test_a_killed_worker_is_replaced_or_the_rerun_resumes(cluster: None, world: 
     local = _measure(world, local_index, tmp_path / "local")
     # the runner's own retry: the dead worker is replaced and its unit run again
     with caplog.at_level(logging.WARNING, logger="biasprobe.engine.ray_engine"):
-        replaced = _measure(world, local_index, tmp_path / "replaced", RAY_TWO)
-    assert marker.is_file() and "died during unit 1" in caplog.text
+        replaced = _measure(world, local_index, tmp_path / "replaced", RAY_GPU)
+    assert marker.is_file() and "Ray worker 0 died during unit 1" in caplog.text
     _same_result(local, replaced)
     # without retries the run stops in one line, keeps the finished units, and the command run again resumes
     marker.unlink()
