@@ -18,12 +18,14 @@ FULL: dict[str, list[str]] = {
     "bench_ann.py": [],
     "bench_embed.py": [],
     "bench_invariance.py": [],
+    "bench_ray.py": [],
 }
 QUICK: dict[str, list[str]] = {
     "bench_knn.py": ["--n", "20000"],
     "bench_ann.py": ["--n", "100000", "--clusters", "200"],
     "bench_embed.py": ["--throughput-images", "256", "--small", "200", "--large", "2000", "--rounds", "1"],
     "bench_invariance.py": [],
+    "bench_ray.py": ["--copies", "3", "--rounds", "1"],
 }
 
 

@@ -7,7 +7,6 @@ model runs on the CPU) serves the module; the model is a world CNN on a few gene
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil

@@ -37,7 +37,8 @@ from biasprobe.core.errors import BiasprobeError, EngineError
 from biasprobe.engine.runner import Engine, Progress, RemoteWork, WorkerSetup, WorkRecipe
 from biasprobe.engine.units import Unit, UnitPlan, UnitWork
 
-__all__ = ["SOCKET_PATH_MAX", "WorkerShape", "ray_temp_folder", "run_on_ray", "worker_shape"]
+__all__ = ["SOCKET_PATH_MAX", "WorkerPool", "WorkerShape", "connected", "ray_temp_folder", "run_on_ray", "run_units",
+           "worker_shape"]
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,8 @@ def ray_temp_folder(engine: Engine, default: Path) -> tuple[Path, bool]:
 
 
 @contextmanager
-def _connected(engine: Engine, default_temp: Path) -> Iterator[None]:
-    """Ray ready for use in this process: an existing cluster, the Ray this process already
+def connected(engine: Engine, default_temp: Path) -> Iterator[None]:
+    """Ray ready for use in this process (a context): an existing cluster, the Ray this process already
     joined, or a local instance started here (and shut down, its temp folder removed, after)."""
     if ray.is_initialized():
         yield
@@ -193,7 +194,7 @@ RemoteUnitWorker = ray.remote(max_restarts=0, max_task_retries=0)(UnitWorker)
 """``UnitWorker`` as a Ray actor class (replaced by the driver when it dies, never restarted by Ray)."""
 
 
-class _Pool:
+class WorkerPool:
     """The workers: started, loaded, replaced when one dies, killed at the end."""
 
     def __init__(self, engine: Engine, shape: WorkerShape, recipe: Any, precision: str) -> None:
@@ -256,7 +257,7 @@ class _Pool:
         self.actors = []
 
 
-def _dispatch(pool: _Pool, plan: UnitPlan, todo: Sequence[Unit], engine: Engine, progress: Progress | None) -> list[Unit]:
+def run_units(pool: WorkerPool, plan: UnitPlan, todo: Sequence[Unit], engine: Engine, progress: Progress | None) -> list[Unit]:
     """Run every unit of ``todo`` on the pool; a unit whose worker died is run again."""
     queue = deque(todo)
     in_flight: dict[Any, tuple[int, int, Unit]] = {}  # ref -> (slot, worker generation, unit)
@@ -309,12 +310,12 @@ def run_on_ray(engine: Engine, work: RemoteWork, plan: UnitPlan, *, units: Seque
 
     recipe = work.recipe()
     runtime = work.runtime
-    with _connected(engine, plan.folder / "ray"):
+    with connected(engine, plan.folder / "ray"):
         shape = worker_shape(engine, ray.cluster_resources(), runtime.device.type, driver_has_cuda=torch.cuda.is_available())
         shape = replace(shape, count=min(shape.count, len(todo)))  # no worker without a unit
-        pool = _Pool(engine, shape, ray.put(recipe), runtime.precision)
+        pool = WorkerPool(engine, shape, ray.put(recipe), runtime.precision)
         try:
             pool.start()
-            return _dispatch(pool, plan, todo, engine, progress)
+            return run_units(pool, plan, todo, engine, progress)
         finally:
             pool.close()
