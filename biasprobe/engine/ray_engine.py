@@ -118,6 +118,7 @@ def ray_temp_folder(engine: Engine, default: Path) -> tuple[Path, bool]:
         return default, True
     short = Path(tempfile.mkdtemp(prefix="bp-ray-"))
     if not _fits_sockets(short):
+        short.rmdir()
         raise EngineError(f"the system temp folder {short.parent} is too long for Ray's socket paths: pass --ray-temp with a short folder")
     log.info("Ray's temporary files go to %s (%s is too long a path for Ray's sockets; --ray-temp chooses)", short, default)
     return short, True
@@ -132,14 +133,14 @@ def connected(engine: Engine, default_temp: Path) -> Iterator[None]:
         return
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
     remove: Path | None = None
-    if engine.ray_address is not None:
-        ray.init(address=engine.ray_address, **options)
-    else:
-        temp, owned = ray_temp_folder(engine, default_temp)
-        remove = temp if owned else None
-        temp.mkdir(parents=True, exist_ok=True)
-        ray.init(_temp_dir=str(temp), **options)
     try:
+        if engine.ray_address is not None:
+            ray.init(address=engine.ray_address, **options)
+        else:
+            temp, owned = ray_temp_folder(engine, default_temp)
+            remove = temp if owned else None
+            temp.mkdir(parents=True, exist_ok=True)
+            ray.init(_temp_dir=str(temp), **options)
         yield
     finally:
         ray.shutdown()
