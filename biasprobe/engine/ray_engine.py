@@ -282,8 +282,9 @@ def run_units(pool: WorkerPool, plan: UnitPlan, todo: Sequence[Unit], engine: En
         except LOST as exc:
             lost[unit.number] += 1
             if lost[unit.number] > engine.retries:
+                times = "once" if lost[unit.number] == 1 else f"{lost[unit.number]} times"
                 raise EngineError(
-                    f"unit {unit.number} (images {unit.start}-{unit.stop - 1}) lost its Ray worker {lost[unit.number]} times "
+                    f"unit {unit.number} (images {unit.start}-{unit.stop - 1}) lost its Ray worker {times} "
                     f"(last: {_first_line(exc)}); finished units are kept: run the command again to resume"
                 ) from exc
             log.warning("Ray worker %d died during unit %d (%s); running the unit again", slot, unit.number, _first_line(exc))
