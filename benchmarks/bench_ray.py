@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -93,7 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=4, help="copies of the 9 bundled photos (default: 4)")
     parser.add_argument("--chunk", type=int, default=3, help="images per unit (default: 3)")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds over the configurations (default: 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the configurations (default: 3)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     scratch = Path(tempfile.mkdtemp(prefix="bp-bench-ray-"))
@@ -108,13 +109,18 @@ def main() -> int:
         init = time.perf_counter() - started
         best: dict[str, float] = {}
         ready: dict[int, list[float]] = {1: [], 2: []}
+        configs = ["local", "ray1", "ray2"]
         for round_ in range(args.rounds):
-            runs = {"local": _local(images, scratch, args.chunk)}
-            for workers in (1, 2):
-                up, seconds = _ray(images, scratch, args.chunk, workers)
-                ready[workers].append(up)
-                runs[f"ray{workers}"] = seconds
-            print(f"round {round_ + 1}: " + ", ".join(f"{k} {v:.2f} s" for k, v in runs.items()), flush=True)
+            runs: dict[str, float] = {}
+            for name in configs[round_ % 3:] + configs[: round_ % 3]:  # each round starts with another configuration
+                if name == "local":
+                    runs[name] = _local(images, scratch, args.chunk)
+                else:
+                    up, runs[name] = _ray(images, scratch, args.chunk, int(name[-1]))
+                    ready[int(name[-1])].append(up)
+            load = os.getloadavg()[0]
+            print(f"round {round_ + 1}: " + ", ".join(f"{k} {runs[k]:.2f} s" for k in configs) + f" (load average {load:.1f})",
+                  flush=True)
             best = {k: min(v, best.get(k, v)) for k, v in runs.items()}
         ray.shutdown()
         views = timed * 33
