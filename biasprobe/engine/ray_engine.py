@@ -259,38 +259,47 @@ class WorkerPool:
 
 
 def run_units(pool: WorkerPool, plan: UnitPlan, todo: Sequence[Unit], engine: Engine, progress: Progress | None) -> list[Unit]:
-    """Run every unit of ``todo`` on the pool; a unit whose worker died is run again."""
+    """Run every unit of ``todo`` on the pool. When a worker dies, the unit it was running
+    counts one loss (at most ``engine.retries`` are forgiven) and goes back to the queue with
+    the units that waited at that worker; a new worker takes its place."""
     queue = deque(todo)
-    in_flight: dict[Any, tuple[int, int, Unit]] = {}  # ref -> (slot, worker generation, unit)
+    in_flight: dict[Any, tuple[int, int, int, Unit]] = {}  # ref -> (slot, worker generation, submission, unit)
+    submitted = 0
     lost: Counter[int] = Counter()
     ran: list[Unit] = []
 
     def fill() -> None:
-        waiting = Counter(slot for slot, _gen, _unit in in_flight.values())
+        nonlocal submitted
+        waiting = Counter(slot for slot, _gen, _seq, _unit in in_flight.values())
         for slot, actor in enumerate(pool.actors):
             while queue and waiting[slot] < _IN_FLIGHT:
                 unit = queue.popleft()
-                in_flight[actor.run.remote(plan, unit)] = (slot, pool.generation[slot], unit)
+                in_flight[actor.run.remote(plan, unit)] = (slot, pool.generation[slot], submitted, unit)
+                submitted += 1
                 waiting[slot] += 1
 
     fill()
     while in_flight:
         (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-        slot, generation, unit = in_flight.pop(ref)
+        slot, generation, seq, unit = in_flight.pop(ref)
         try:
             ray.get(ref)
         except LOST as exc:
-            lost[unit.number] += 1
-            if lost[unit.number] > engine.retries:
-                times = "once" if lost[unit.number] == 1 else f"{lost[unit.number]} times"
+            same_worker = [r for r, (s, g, _q, _u) in in_flight.items() if (s, g) == (slot, generation)]
+            dead = [(seq, unit)] + [(q, u) for _s, _g, q, u in (in_flight.pop(r) for r in same_worker)]
+            dead.sort(key=lambda item: item[0])  # a worker runs its units in the order they were sent
+            running = dead[0][1]
+            lost[running.number] += 1
+            if lost[running.number] > engine.retries:
+                times = "once" if lost[running.number] == 1 else f"{lost[running.number]} times"
                 raise EngineError(
-                    f"unit {unit.number} (images {unit.start}-{unit.stop - 1}) lost its Ray worker {times} "
+                    f"unit {running.number} (images {running.start}-{running.stop - 1}) lost its Ray worker {times} "
                     f"(last: {_first_line(exc)}); finished units are kept: run the command again to resume"
                 ) from exc
-            log.warning("Ray worker %d died during unit %d (%s); running the unit again", slot, unit.number, _first_line(exc))
-            queue.appendleft(unit)
-            if generation == pool.generation[slot]:
-                pool.replace(slot)
+            log.warning("Ray worker %d died during unit %d (%s); running the unit again", slot, running.number,
+                        _first_line(exc))
+            queue.extendleft(u for _q, u in reversed(dead))
+            pool.replace(slot)
         except RayTaskError as exc:
             raise _cause(exc) from exc
         else:
