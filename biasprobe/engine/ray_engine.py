@@ -195,6 +195,17 @@ RemoteUnitWorker = ray.remote(max_restarts=0, max_task_retries=0)(UnitWorker)
 """``UnitWorker`` as a Ray actor class (replaced by the driver when it dies, never restarted by Ray)."""
 
 
+def _finished(ref: Any) -> bool:
+    """Whether a unit's call succeeded (False: its worker died first); a user-facing error is raised."""
+    try:
+        ray.get(ref)
+    except LOST:
+        return False
+    except RayTaskError as exc:
+        raise _cause(exc) from exc
+    return True
+
+
 class WorkerPool:
     """The workers: started, loaded, replaced when one dies, killed at the end."""
 
@@ -278,6 +289,11 @@ def run_units(pool: WorkerPool, plan: UnitPlan, todo: Sequence[Unit], engine: En
                 submitted += 1
                 waiting[slot] += 1
 
+    def done(unit: Unit) -> None:
+        ran.append(unit)
+        if progress is not None:
+            progress(unit.size)
+
     fill()
     while in_flight:
         (ref,), _ = ray.wait(list(in_flight), num_returns=1)
@@ -285,27 +301,34 @@ def run_units(pool: WorkerPool, plan: UnitPlan, todo: Sequence[Unit], engine: En
         try:
             ray.get(ref)
         except LOST as exc:
-            same_worker = [r for r, (s, g, _q, _u) in in_flight.items() if (s, g) == (slot, generation)]
-            dead = [(seq, unit)] + [(q, u) for _s, _g, q, u in (in_flight.pop(r) for r in same_worker)]
+            dead = [(seq, unit)]
+            for other in [r for r, (s, g, _q, _u) in in_flight.items() if (s, g) == (slot, generation)]:
+                _s, _g, other_seq, other_unit = in_flight.pop(other)
+                if _finished(other):  # done before the worker died
+                    done(other_unit)
+                else:
+                    dead.append((other_seq, other_unit))
             dead.sort(key=lambda item: item[0])  # a worker runs its units in the order they were sent
-            running = dead[0][1]
-            lost[running.number] += 1
-            if lost[running.number] > engine.retries:
-                times = "once" if lost[running.number] == 1 else f"{lost[running.number]} times"
-                raise EngineError(
-                    f"unit {running.number} (images {running.start}-{running.stop - 1}) lost its Ray worker {times} "
-                    f"(last: {_first_line(exc)}); finished units are kept: run the command again to resume"
-                ) from exc
-            log.warning("Ray worker %d died during unit %d (%s); running the unit again", slot, running.number,
-                        _first_line(exc))
-            queue.extendleft(u for _q, u in reversed(dead))
+            for finished in [u for _q, u in dead if plan.is_done(u)]:  # marked done, its answer lost with the worker
+                done(finished)
+            lost_units = [u for _q, u in dead if u not in ran]
+            if lost_units:
+                running = lost_units[0]
+                lost[running.number] += 1
+                if lost[running.number] > engine.retries:
+                    times = "once" if lost[running.number] == 1 else f"{lost[running.number]} times"
+                    raise EngineError(
+                        f"unit {running.number} (images {running.start}-{running.stop - 1}) lost its Ray worker {times} "
+                        f"(last: {_first_line(exc)}); finished units are kept: run the command again to resume"
+                    ) from exc
+                log.warning("Ray worker %d died during unit %d (%s); running the unit again", slot, running.number,
+                            _first_line(exc))
+                queue.extendleft(reversed(lost_units))
             pool.replace(slot)
         except RayTaskError as exc:
             raise _cause(exc) from exc
         else:
-            ran.append(unit)
-            if progress is not None:
-                progress(unit.size)
+            done(unit)
         fill()
     return ran
 
