@@ -20,6 +20,7 @@ FULL: dict[str, list[str]] = {
     "bench_invariance.py": [],
     "bench_layers.py": [],
     "bench_positions.py": [],
+    "bench_ray.py": [],
 }
 QUICK: dict[str, list[str]] = {
     "bench_knn.py": ["--n", "20000"],
@@ -28,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "bench_invariance.py": [],
     "bench_layers.py": [],
     "bench_positions.py": ["--step", "16"],
+    "bench_ray.py": ["--copies", "3", "--rounds", "1"],
 }
 
 

@@ -55,7 +55,6 @@ def test_quick_demo_writes_report_and_summary(demo_run) -> None:
         assert [e["stride"] for e in crop] == [1, 2, 4, 8, 8] and all(e["change_1"] > 0 for e in crop)
         assert all(e["atypical_over_typical"] is not None for e in crop)
     assert layers["photos"]["efficientnet_lite0"]["total_stride"] == 32
-    assert "Where in the network invariance is lost" in html and "world_vgg: under crop, instability goes from" in html
     positions = summary["positions"]
     assert set(positions["world"]["world_vgg"]) == {"baseline", "augmented", "antialiased"}
     for block in positions["world"]["world_vgg"].values():

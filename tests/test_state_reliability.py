@@ -32,7 +32,7 @@ from biasprobe.index import shards as embedding
 from biasprobe.index.build import build_index
 from biasprobe.index.shards import embed_to_shards
 from biasprobe.index.training_index import TrainingIndex
-from biasprobe.invariance import measure_invariance
+from biasprobe.invariance import measure_invariance, parts_dir_for
 from biasprobe.invariance import work as invariance_work
 from biasprobe.invariance.protocols import ProtocolParams
 from biasprobe.models import create_model
@@ -379,9 +379,10 @@ def test_a_full_disk_during_the_work_is_one_line_and_leaves_nothing(world: dict[
             "bio._write_file = full\n")
     out = tmp_path / "s.parquet"
     line = _one_line(_cli("score", "--index", world["index"], "--images", world["test"], "--out", out, "--k", "3", code=full))
-    assert line == (f"biasprobe: error: cannot write {companion(out, 'skipped')}: no space left on the device; "
+    parts = parts_dir_for(out)  # the first file written is the resumable run's settings
+    assert line == (f"biasprobe: error: cannot write {parts / 'run.json'}: no space left on the device; "
                     "free some space and run again")
-    assert list(tmp_path.iterdir()) == []  # no table, no companion, no temporary file
+    assert list(tmp_path.iterdir()) == [parts] and list(parts.iterdir()) == []  # no table, no companion, no temporary file
 
 
 def test_a_read_only_output_folder_is_refused_before_the_work(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["LazyHelp", "add_data_flags", "add_model_flags", "add_runtime_flags", "positive_int"]
+__all__ = ["LazyHelp", "add_data_flags", "add_engine_flags", "add_model_flags", "add_runtime_flags", "non_negative_float",
+           "positive_float", "positive_int"]
 
 
 class LazyHelp(argparse.Action):
@@ -44,6 +45,55 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from exc
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, got {text}")
+    return value
+
+
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    """--engine and the Ray engine's flags (engine.runner.Engine)."""
+    from biasprobe.engine.choices import ENGINES
+
+    group = parser.add_argument_group("engine (where the units of work run; docs/scale.md)")
+    group.add_argument("--engine", default="local", choices=ENGINES,
+                       help="local (default): this process; ray: long-lived Ray workers, one per GPU or CPU slice, each "
+                            "loading the model once (needs the ray extra: pip install 'biasprobe-cnn[ray]')")
+    group.add_argument("--ray-address", metavar="ADDR", default=None,
+                       help="an existing Ray cluster (e.g. auto or ray://head:10001); default: start a local Ray instance")
+    group.add_argument("--ray-temp", metavar="DIR", default=None,
+                       help="the local Ray instance's temporary files (default: beside the work, or a short folder under "
+                            "the system temp when that path is too long for Ray's sockets)")
+    group.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+                       help="Ray workers (default: one per GPU, or one per CPU slice on a cluster without GPUs)")
+    group.add_argument("--ray-cpus", type=positive_float, default=None, metavar="C",
+                       help="CPUs each Ray worker reserves, also its torch threads (default: 1; a GPU worker: its share of the CPUs, for decoding)")
+    group.add_argument("--ray-gpus", type=non_negative_float, default=None, metavar="G",
+                       help="GPUs each Ray worker reserves (default: 1 when the cluster has GPUs, else 0)")
+    group.add_argument("--ray-timeout", type=positive_float, default=None, metavar="S",
+                       help="seconds to wait for the Ray workers to be scheduled before saying why not (default: 60)")
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser, *, batch_size: int = 64) -> None:

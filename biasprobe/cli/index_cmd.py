@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from biasprobe.cli.common import add_data_flags, add_model_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import (
+    add_data_flags,
+    add_engine_flags,
+    add_model_flags,
+    add_runtime_flags,
+    positive_int,
+)
 
 NAME = "index"
 HELP = "build a nearest-neighbour index of a training set's embeddings"
@@ -30,16 +36,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="FAISS factory string (default: Flat up to 200k vectors, then IVF chosen from N, dim and memory)")
     b.add_argument("--shard-size", type=positive_int, default=4096, metavar="N", help="images per embedding shard (default: 4096)")
     add_runtime_flags(b)
+    add_engine_flags(b)
     add_data_flags(b)
 
 
 def run(args: argparse.Namespace) -> int:
-    from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
+    from biasprobe.cli.preamble import engine_from_args, model_from_args, runtime_from_args, source_from_args
     from biasprobe.core.outputs import check_output_path
     from biasprobe.index.build import build_index
     from biasprobe.index.overwrite import clear_index_folder, prepare_index_folder
 
     check_output_path(args.out, "folder")
+    engine = engine_from_args(args)
     prepare_index_folder(args.out, overwrite=args.overwrite)
     runtime = runtime_from_args(args)
     model = model_from_args(args)
@@ -47,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.overwrite:
         clear_index_folder(args.out)  # only now: a bad model or --images leaves the old index in place
     index = build_index(source, model, args.out, runtime=runtime, batch_size=args.batch_size, shard_size=args.shard_size,
-                        factory=args.factory, seed=args.seed, command=["biasprobe", *args.argv])
+                        factory=args.factory, seed=args.seed, command=["biasprobe", *args.argv], engine=engine)
     meta = index.meta
     boxes = meta.boxes
     print(f"index {args.out}: {index.count} images ({meta.distinct_images} distinct), dim {meta.dim}, "

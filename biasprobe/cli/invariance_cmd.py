@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from biasprobe.cli.common import LazyHelp, add_data_flags, add_model_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import (
+    LazyHelp,
+    add_data_flags,
+    add_engine_flags,
+    add_model_flags,
+    add_runtime_flags,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (default: 10)")
     p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML or CSV), kept with the images")
     add_runtime_flags(p)
+    add_engine_flags(p)
     add_data_flags(p)
 
 
@@ -63,13 +71,14 @@ def _print_table(protocols: dict, images: pd.DataFrame, views: pd.DataFrame) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from biasprobe.cli.preamble import model_from_args, runtime_from_args, source_from_args
+    from biasprobe.cli.preamble import engine_from_args, model_from_args, runtime_from_args, source_from_args
     from biasprobe.core.io import companion
     from biasprobe.core.outputs import check_output_path
     from biasprobe.invariance.protocols import ProtocolParams, parse_protocols
     from biasprobe.invariance.run import run_invariance
 
     check_output_path(args.out, "table")
+    engine = engine_from_args(args)
     protocols = parse_protocols(args.protocol)
     runtime = runtime_from_args(args)
     model = model_from_args(args)
@@ -85,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         index = TrainingIndex.open(args.index, device=search_device(runtime.device))
     out = Path(args.out)
     result = run_invariance(model, source, out, protocols=[p.name for p in protocols], params=params, runtime=runtime,
-                            batch_size=args.batch_size, index=index, k=args.k, seed=args.seed, command=args.argv)  # fmt: skip
+                            batch_size=args.batch_size, index=index, k=args.k, seed=args.seed, command=args.argv,
+                            engine=engine)  # fmt: skip
     _print_table(result.summary.protocols, result.images, result.views)
     print(f"wrote {out} ({len(result.images)} rows), {companion(out, 'views').name}, "
           f"{companion(out, 'summary').name}, {companion(out, 'skipped').name} ({len(result.skipped)} skipped)")  # fmt: skip

@@ -18,10 +18,11 @@ from biasprobe.data.photos import BUILTIN_PHOTOS
 if TYPE_CHECKING:
     from biasprobe.core.outputs import OutputKind
     from biasprobe.data.sources import ImageSource
+    from biasprobe.engine.runner import Engine
     from biasprobe.engine.runtime import Runtime
     from biasprobe.models import ProbeModel
 
-__all__ = ["check_paths", "model_from_args", "runtime_from_args", "source_from_args"]
+__all__ = ["check_paths", "engine_from_args", "model_from_args", "runtime_from_args", "source_from_args"]
 
 
 OUT_KINDS: dict[str, OutputKind] = {"demo": "folder", "world": "folder", "index": "folder", "train": "file", "report": "file",
@@ -128,3 +129,21 @@ def model_from_args(args: argparse.Namespace) -> ProbeModel:
     from biasprobe.models import ModelFactory
 
     return ModelFactory(args.model, args.weights).build()
+
+
+_RAY_FLAGS = ("ray_address", "ray_temp", "ray_workers", "ray_cpus", "ray_gpus", "ray_timeout")
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """--engine and the --ray-* flags (cli.common.add_engine_flags). Ray flags without
+    --engine ray, and --engine ray without Ray installed, are refused in one line; no torch loads."""
+    from biasprobe.engine.runner import Engine
+
+    given = [f"--{name.replace('_', '-')}" for name in _RAY_FLAGS if getattr(args, name, None) is not None]
+    if args.engine != "ray":
+        if given:
+            raise InputError(f"{', '.join(given)} only apply to the Ray engine: add --engine ray")
+        return Engine()
+    timeout = {"timeout_s": args.ray_timeout} if args.ray_timeout is not None else {}
+    return Engine(kind="ray", ray_address=args.ray_address, ray_temp=Path(args.ray_temp) if args.ray_temp else None,
+                  workers=args.ray_workers, cpus_per_worker=args.ray_cpus, gpus_per_worker=args.ray_gpus, **timeout)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from biasprobe.cli.common import add_data_flags, add_runtime_flags, positive_int
+from biasprobe.cli.common import add_data_flags, add_engine_flags, add_runtime_flags, positive_int
 
 if TYPE_CHECKING:
     from biasprobe.index.training_index import TrainingIndex
@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="NAME", default=None, help="model (default: the index's)")
     p.add_argument("--weights", metavar="FILE", default=None, help="weights file (default: the index's)")
     add_runtime_flags(p)
+    add_engine_flags(p)
     add_data_flags(p)
 
 
@@ -63,19 +64,20 @@ def _index_model(index: TrainingIndex, args: argparse.Namespace) -> ProbeModel:
 
 
 def run(args: argparse.Namespace) -> int:
-    from biasprobe.cli.preamble import runtime_from_args, source_from_args
+    from biasprobe.cli.preamble import engine_from_args, runtime_from_args, source_from_args
     from biasprobe.core.outputs import check_output_path
-    from biasprobe.index.score import score_images
+    from biasprobe.index.score import run_scores
     from biasprobe.index.training_index import TrainingIndex, search_device
 
     check_output_path(args.out, "table")
+    engine = engine_from_args(args)
     runtime = runtime_from_args(args)
     index = TrainingIndex.open(args.index, device=search_device(runtime.device))
     index.reference_knn_dist(k=args.k)  # a bad --k fails before the model loads
     model = _index_model(index, args)
     source = source_from_args(args, model)
-    result = score_images(index, source, model, k=args.k, runtime=runtime, batch_size=args.batch_size, command=["biasprobe", *args.argv])
-    result.write(args.out)
+    result = run_scores(index, source, model, args.out, k=args.k, runtime=runtime, batch_size=args.batch_size,
+                        command=["biasprobe", *args.argv], engine=engine)
     s = result.summary
     q = s.knn_dist_quantiles
     print(f"scored {s.images} images against {args.index} (k={args.k}): {s.in_train} in the training set, "

@@ -7,6 +7,7 @@ import errno
 __all__ = [
     "BiasprobeError",
     "DamagedStateError",
+    "EngineError",
     "ImageLoadError",
     "IndexMismatchError",
     "InputError",
@@ -48,6 +49,10 @@ class NoUsableImageError(InputError):
 
 class DamagedStateError(InputError):
     """Stored state (an index file, a finished unit) that no longer matches what was written."""
+
+
+class EngineError(BiasprobeError):
+    """An engine that cannot run the work: Ray missing, workers that cannot be scheduled or keep dying."""
 
 
 class OutputError(BiasprobeError):

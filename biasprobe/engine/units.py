@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,9 +35,25 @@ from biasprobe.core.digests import FileDigest, digests_from_json, digests_to_jso
 from biasprobe.core.errors import InputError
 from biasprobe.core.io import write_json
 
-__all__ = ["Finished", "Unit", "UnitPlan", "UnitWork", "consecutive_runs", "run_local"]
+__all__ = ["Finished", "Unit", "UnitPlan", "UnitWork", "consecutive_runs", "parts_dir_for", "parts_folder", "run_local"]
 
 log = logging.getLogger(__name__)
+
+
+def parts_dir_for(out: str | Path) -> Path:
+    """``X.parquet`` -> ``X.parts/``, where a table's finished units wait until the run completes."""
+    out = Path(out)
+    return out.with_name(f"{out.name.removesuffix('.parquet')}.parts")
+
+
+@contextmanager
+def parts_folder(parts_dir: str | Path | None) -> Iterator[Path]:
+    """``parts_dir`` itself, or a temporary folder removed afterwards (a run that cannot resume)."""
+    if parts_dir is not None:
+        yield Path(parts_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="biasprobe-parts-") as tmp:
+        yield Path(tmp)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from biasprobe.core.schemas import BOX_FEATURES, SKIPPED_TABLE, TRAINING_BOXES_T
 from biasprobe.core.skipped import no_usable_images, skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource
+from biasprobe.engine.runner import Engine
 from biasprobe.engine.runtime import Runtime
 from biasprobe.index.faiss_build import (
     build_faiss_index,
@@ -96,11 +97,13 @@ def build_index(
     workers: int | None = None,
     show_progress: bool = True,
     command: list[str] | None = None,
+    engine: Engine | None = None,
 ) -> TrainingIndex:
     """Embed ``source`` into shards under ``out``, build the FAISS index and the reference.
 
-    An interrupted build resumes from its finished shards when called again with the same
-    arguments; ``meta.json`` is written last.
+    The shards are embedded on ``engine`` (default: this process; the index is the same on
+    every engine). An interrupted build resumes from its finished shards when called again
+    with the same arguments; ``meta.json`` is written last.
     """
     out = check_output_path(out, "folder")
     runtime = runtime or Runtime.create()
@@ -117,7 +120,7 @@ def build_index(
         what="an unfinished build", hint="resume with the same images, model and flags, or use a new --out folder"
     )
     shards = embed_to_shards(source.records, model, runtime, out / "shards", batch_size=batch_size,
-                             shard_size=shard_size, workers=workers, show_progress=show_progress)
+                             shard_size=shard_size, workers=workers, show_progress=show_progress, engine=engine)
     table = shards.ids()
     skipped = pd.concat([skipped_frame(source.skipped), shards.skipped()], ignore_index=True)
     skipped = conform(skipped, SKIPPED_TABLE, what="the skipped inputs")

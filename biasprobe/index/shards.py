@@ -12,14 +12,15 @@ then marked done (``done/000000.json``, with the size and SHA-256 of those three
 whose files changed since is embedded again). ``EmbedShards`` embeds a run of consecutive shards in
 one pass over the images, batches restarting at every shard, so any subset of finished shards
 is kept by a re-run and the batch and shard boundaries are those of an uninterrupted run
-(docs/protocols.md section 6). ``shards.json`` holds the settings that fix those boundaries; a
+(docs/protocols.md section 6). The shards run on an ``Engine`` (this process, or Ray workers
+that build the same work from ``EmbedShardsRecipe``). ``shards.json`` holds the settings that fix those boundaries; a
 re-run with others is refused. Memory stays flat in the number of images.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +34,15 @@ from biasprobe.core.manifest import RunManifest
 from biasprobe.core.schemas import BOX_FEATURES, IDS_TABLE, SKIPPED_TABLE, conform
 from biasprobe.core.skipped import skipped_frame
 from biasprobe.data.sources import ImageRecord
+from biasprobe.engine.runner import Engine, WorkerSetup
 from biasprobe.engine.runtime import Runtime
-from biasprobe.engine.units import Finished, Unit, UnitPlan, consecutive_runs, run_local
+from biasprobe.engine.units import Finished, Unit, UnitPlan, consecutive_runs
 from biasprobe.index.embed import EmbeddedBatch, iter_embedded
 from biasprobe.index.pose import box_features
-from biasprobe.models import ProbeModel
+from biasprobe.models import ModelFactory, ProbeModel
 
-__all__ = ["DEFAULT_SHARD_SIZE", "EmbedShards", "ShardSet", "embed_to_shards", "shard_files", "shard_name"]
+__all__ = ["DEFAULT_SHARD_SIZE", "EmbedShards", "EmbedShardsRecipe", "ShardSet", "embed_to_shards", "embedded_units", "shard_files",
+           "shard_name"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,33 @@ def _write_shard(folder: Path, number: int, batches: list[EmbeddedBatch]) -> Non
     write_table(ids, folder / shard_name("ids", number))
 
 
+def embedded_units(
+    records: Sequence[ImageRecord],
+    model: ProbeModel,
+    runtime: Runtime,
+    units: Sequence[Unit],
+    *,
+    batch_size: int,
+    unit_size: int,
+    workers: int | None = None,
+    progress: tqdm | None = None,
+) -> Iterator[tuple[Unit, list[EmbeddedBatch]]]:
+    """Embed consecutive ``units`` (of ``unit_size`` positions) in one pass over their images;
+    yield each unit with its batches, in order, as soon as its last batch is done. Batches
+    restart at every unit, so a unit's embeddings do not depend on which units ran with it."""
+    waiting = list(units)
+    collected: list[EmbeddedBatch] = []
+    for batch in iter_embedded(records, model, runtime, batch_size=batch_size, start=waiting[0].start, stop=waiting[-1].stop,
+                               boundaries=unit_size, workers=workers, progress=progress):
+        while batch.block > waiting[0].number:  # every batch of the first waiting unit is in
+            yield waiting.pop(0), collected
+            collected = []
+        collected.append(batch)
+    while waiting:
+        yield waiting.pop(0), collected
+        collected = []
+
+
 @dataclass(frozen=True)
 class EmbedShards:
     """The embed stage as units of work (``engine.units.UnitWork``): one unit = one shard.
@@ -128,24 +158,35 @@ class EmbedShards:
         for run in consecutive_runs(units):
             self._run_consecutive(run, finished)
 
-    def _run_consecutive(self, units: list[Unit], finished: Finished) -> None:
-        waiting = list(units)
-        collected: list[EmbeddedBatch] = []
-        start, stop = units[0].start, units[-1].stop
-        with tqdm(total=stop - start, desc="embed", unit="img", disable=not self.show_progress) as bar:
-            batches = iter_embedded(self.records, self.model, self.runtime, batch_size=self.batch_size, start=start,
-                                    stop=stop, boundaries=self.shard_size, workers=self.workers, progress=bar)
-            for batch in batches:
-                while batch.block > waiting[0].number:  # every batch of the first waiting shard is in
-                    self._finish(waiting.pop(0), collected, finished)
-                collected.append(batch)
-        while waiting:
-            self._finish(waiting.pop(0), collected, finished)
+    def recipe(self) -> EmbedShardsRecipe:
+        """This work as picklable values, for a worker elsewhere."""
+        return EmbedShardsRecipe(self.records, ModelFactory.of(self.model), self.folder.resolve(), self.batch_size,
+                                 self.shard_size, self.workers)
 
-    def _finish(self, unit: Unit, collected: list[EmbeddedBatch], finished: Finished) -> None:
-        _write_shard(self.folder, unit.number, collected)
-        collected.clear()
-        finished(unit, shard_files(self.folder, unit.number))
+    def _run_consecutive(self, units: list[Unit], finished: Finished) -> None:
+        with tqdm(total=units[-1].stop - units[0].start, desc="embed", unit="img", disable=not self.show_progress) as bar:
+            for unit, batches in embedded_units(self.records, self.model, self.runtime, units, batch_size=self.batch_size,
+                                                unit_size=self.shard_size, workers=self.workers, progress=bar):
+                _write_shard(self.folder, unit.number, batches)
+                finished(unit, shard_files(self.folder, unit.number))
+
+
+@dataclass(frozen=True)
+class EmbedShardsRecipe:
+    """``EmbedShards`` as picklable values: a worker builds the model from its factory."""
+
+    records: Sequence[ImageRecord]
+    model: ModelFactory
+    folder: Path
+    batch_size: int
+    shard_size: int
+    workers: int | None
+
+    def build(self, setup: WorkerSetup) -> EmbedShards:
+        model = setup.runtime.prepare(self.model.build())
+        workers = self.workers if self.workers is not None else setup.decode_workers
+        return EmbedShards(self.records, model, setup.runtime, self.folder, batch_size=self.batch_size,
+                           shard_size=self.shard_size, workers=workers, show_progress=False)
 
 
 def embed_to_shards(
@@ -158,8 +199,10 @@ def embed_to_shards(
     shard_size: int = DEFAULT_SHARD_SIZE,
     workers: int | None = None,
     show_progress: bool = True,
+    engine: Engine | None = None,
 ) -> ShardSet:
-    """Embed every record into numbered shards in ``folder``, keeping any finished shards."""
+    """Embed every record into numbered shards in ``folder``, keeping any finished shards,
+    on ``engine`` (default: this process)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     layout = {"shard_size": shard_size, "batch_size": batch_size, "records": len(records)}
@@ -172,6 +215,8 @@ def embed_to_shards(
         log.info("resuming: %d of %d shards already finished", len(plan.units) - len(pending), len(plan.units))
     work = EmbedShards(records, model, runtime, folder, batch_size=batch_size, shard_size=shard_size, workers=workers,
                        show_progress=show_progress)
-    run_local(work, plan, units=pending)
+    engine = engine or Engine()
+    with tqdm(total=sum(u.size for u in pending), desc="embed", unit="img", disable=not (show_progress and engine.remote)) as bar:
+        engine.run(work, plan, units=pending, progress=bar.update)  # a local run draws its own bar
     files = {name: digest for unit in plan.units for name, digest in plan.files(unit).items()}
     return ShardSet(folder, [u.number for u in plan.units], files)

@@ -64,6 +64,13 @@ def search_device(device: torch.device) -> torch.device | None:
     return device if device.type == "cuda" else None
 
 
+def _reopen(folder: Path, on_gpu: bool) -> TrainingIndex:
+    """Open a pickled index again: on this process's GPU when it was searched on a GPU and
+    this process has one, else with FAISS on the CPU."""
+    device = torch.device("cuda") if on_gpu and torch.cuda.is_available() else None
+    return TrainingIndex.open(folder, device=device)
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else ""
 
@@ -164,6 +171,14 @@ class TrainingIndex:
             boxes = parse_table(files.read("boxes.parquet"), source=str(folder / "boxes.parquet"))
             pose = PoseDensity.fit(boxes[list(BOX_FEATURES)].to_numpy(), bandwidth=meta.boxes.bandwidth)
         return cls(folder, meta, table, neighbours, reference, reference_rows, pose, files)
+
+    def __reduce__(self) -> tuple[Callable[[Path, bool], TrainingIndex], tuple[Path, bool]]:
+        """Pickled as its folder: unpickling opens the index again (its files checked), so a
+        remote worker loads it from the shared folder rather than receiving its arrays. An
+        index searched on a GPU is searched on the GPU of the worker that unpickles it, when it
+        has one (``_reopen``)."""
+        on_gpu = isinstance(self.neighbours, TorchNeighbours) and self.neighbours.device.type == "cuda"
+        return (_reopen, (self.folder.resolve(), on_gpu))
 
     # ---------------------------------------------------------------- properties
     @property

@@ -16,6 +16,7 @@ import pandas as pd
 
 from biasprobe.core.io import companion, read_table, write_table
 from biasprobe.core.schemas import INVARIANCE_TABLE, SKIPPED_TABLE, VIEWS_TABLE, conform
+from biasprobe.engine.units import parts_dir_for
 
 __all__ = ["Part", "part_files", "parts_dir_for", "read_part", "write_part"]
 
@@ -27,12 +28,6 @@ class Part:
     images: pd.DataFrame
     views: pd.DataFrame
     skipped: pd.DataFrame
-
-
-def parts_dir_for(out: str | Path) -> Path:
-    """``X.parquet`` -> ``X.parts/``, where finished units wait until the run completes."""
-    out = Path(out)
-    return out.with_name(f"{out.name.removesuffix('.parquet')}.parts")
 
 
 def part_files(parts_dir: Path, unit: int) -> tuple[Path, Path, Path]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +28,9 @@ from biasprobe.core.schemas import INVARIANCE_TABLE, SKIPPED_TABLE, VIEWS_TABLE,
 from biasprobe.core.skipped import no_usable_images, skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource
+from biasprobe.engine.runner import Engine
 from biasprobe.engine.runtime import Runtime
-from biasprobe.engine.units import UnitPlan, run_local
+from biasprobe.engine.units import UnitPlan, parts_folder
 from biasprobe.invariance.batching import ViewIndex
 from biasprobe.invariance.parts import parts_dir_for, read_part
 from biasprobe.invariance.protocols import ProtocolParams, parse_protocols
@@ -56,15 +55,6 @@ class InvarianceResult:
     summary: InvarianceSummary
 
 
-@contextmanager
-def _parts_folder(parts_dir: str | Path | None) -> Iterator[Path]:
-    if parts_dir is not None:
-        yield Path(parts_dir)
-        return
-    with tempfile.TemporaryDirectory(prefix="biasprobe-parts-") as tmp:
-        yield Path(tmp)
-
-
 def measure_invariance(
     model: ProbeModel,
     source: ImageSource,
@@ -81,12 +71,15 @@ def measure_invariance(
     workers: int | None = None,
     progress: bool = True,
     command: Sequence[str] | None = None,
+    engine: Engine | None = None,
 ) -> InvarianceResult:
     """Measure every image of ``source`` under every protocol (docs/protocols.md sections 2-3).
 
     ``parts_dir`` makes the run resumable: finished units of ``chunk_images`` images are kept
-    there and skipped by a re-run with the same settings (a temporary folder otherwise).
+    there and skipped by a re-run with the same settings (a temporary folder otherwise; give
+    one that every worker can reach when ``engine`` runs units on other machines).
     ``index`` (a TrainingIndex built by the same model) adds each view's ``knn_dist``.
+    ``engine`` runs the units (default: this process); the outputs are the same on every engine.
     """
     chosen = parse_protocols(protocols)
     params = params or ProtocolParams.for_model(model.preprocessing, run_seed=seed)
@@ -110,7 +103,7 @@ def measure_invariance(
     }  # fmt: skip
     from tqdm.auto import tqdm
 
-    with _parts_folder(parts_dir) as folder:
+    with parts_folder(parts_dir) as folder:
         RunManifest.at(folder / "run.json", settings).claim(
             what="a partial run", hint="delete that folder to start again, or re-run with the same settings to resume"
         )
@@ -124,7 +117,7 @@ def measure_invariance(
         work = InvarianceWork(model, runtime, records, tuple(chosen), params, batch_size, index, k, folder,
                               workers=workers, progress=bar.update)  # fmt: skip
         try:
-            run_local(work, plan, units=pending)
+            (engine or Engine()).run(work, plan, units=pending, progress=bar.update)
         finally:
             bar.close()
         parts = [read_part(folder, unit.number) for unit in plan.units]
@@ -175,6 +168,7 @@ def run_invariance(
     workers: int | None = None,
     progress: bool = True,
     command: Sequence[str] | None = None,
+    engine: Engine | None = None,
 ) -> InvarianceResult:
     """``measure_invariance`` resumable through ``X.parts/``, then the four files written.
 
@@ -187,7 +181,7 @@ def run_invariance(
         result = measure_invariance(
             model, source, protocols=protocols, params=params, runtime=runtime, batch_size=batch_size, index=index,
             k=k, seed=seed, parts_dir=parts, chunk_images=chunk_images, workers=workers, progress=progress,
-            command=command,
+            command=command, engine=engine,
         )  # fmt: skip
     except NoUsableImageError:
         shutil.rmtree(parts, ignore_errors=True)  # nothing in it is worth resuming

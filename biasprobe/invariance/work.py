@@ -4,7 +4,8 @@
 (decoded and turned into views in background workers, ``engine.stream``), batches their
 views through the model (``batching.BatchEngine``), flushes at every unit boundary, turns
 each finished image x protocol into its rows (``metrics.image_metrics``) and writes the unit's
-part files before calling ``finished(unit, files)``.
+part files before calling ``finished(unit, files)``. ``InvarianceRecipe`` is the same work as
+picklable values, which a worker elsewhere (``engine.runner``) builds again once.
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ import pandas as pd
 from biasprobe.core.schemas import INVARIANCE_TABLE, VIEWS_TABLE, conform
 from biasprobe.core.skipped import Skipped, skipped_frame
 from biasprobe.data.sources import ImageRecord
+from biasprobe.engine.runner import WorkerSetup
 from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.stream import Prepared, iter_prepared
 from biasprobe.engine.units import Finished, Unit
 from biasprobe.invariance.batching import BatchEngine, ViewIndex, ViewTask
 from biasprobe.invariance.metrics import image_metrics
 from biasprobe.invariance.parts import Part, part_files, write_part
-from biasprobe.invariance.protocols import Protocol, ProtocolParams
+from biasprobe.invariance.protocols import Protocol, ProtocolParams, parse_protocols
 from biasprobe.invariance.views import prepare_views
+from biasprobe.models.factory import ModelFactory
 from biasprobe.models.spec import ProbeModel
 
-__all__ = ["InvarianceWork", "task_rows"]
+__all__ = ["InvarianceRecipe", "InvarianceWork", "task_rows"]
 
 
 def task_rows(task: ViewTask, model: ProbeModel, params: ProtocolParams) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -82,6 +85,11 @@ class InvarianceWork:
             write_part(self.parts_dir, unit.number, self._measure(engine, items))
             finished(unit, part_files(self.parts_dir, unit.number))
 
+    def recipe(self) -> InvarianceRecipe:
+        """This work as picklable values, for a worker elsewhere (an index travels as its folder)."""
+        return InvarianceRecipe(ModelFactory.of(self.model), self.records, tuple(p.name for p in self.protocols), self.params,
+                                self.batch_size, self.index, self.k, self.parts_dir.resolve(), self.workers)
+
     def _measure(self, engine: BatchEngine, items: list[Prepared | tuple[int, Skipped]]) -> Part:
         n_views = {p.name: p.n_views(self.params) for p in self.protocols}
         skipped: list[Skipped] = []
@@ -111,3 +119,25 @@ class InvarianceWork:
             offset += v
 
 
+
+
+@dataclass(frozen=True)
+class InvarianceRecipe:
+    """``InvarianceWork`` as picklable values: the model's factory, protocol names, and the index
+    (a ``TrainingIndex`` pickles as its folder and is opened again where it is unpickled)."""
+
+    model: ModelFactory
+    records: Sequence[ImageRecord]
+    protocols: tuple[str, ...]
+    params: ProtocolParams
+    batch_size: int
+    index: ViewIndex | None
+    k: int
+    parts_dir: Path
+    workers: int | None
+
+    def build(self, setup: WorkerSetup) -> InvarianceWork:
+        model = setup.runtime.prepare(self.model.build())
+        workers = self.workers if self.workers is not None else setup.decode_workers
+        return InvarianceWork(model, setup.runtime, self.records, tuple(parse_protocols(self.protocols)), self.params,
+                              self.batch_size, self.index, self.k, self.parts_dir, workers=workers)
