@@ -135,3 +135,19 @@ def test_search_device_is_cuda_only() -> None:
 
     assert search_device(torch.device("cpu")) is None
     assert search_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+
+
+def test_a_training_image_meets_its_own_reference_whatever_the_search_path() -> None:
+    """Atypicality's <= holds within a float32 tie: a distance 1e-7 above a reference value (what
+    another search path gives for the same image) still counts that reference (protocols 4.5)."""
+    from biasprobe.index.training_index import ATYPICALITY_TIE, TrainingIndex
+
+    ref = np.array([0.5, 1.0, 1.2, 1.3], dtype=np.float64)
+
+    class _Index:
+        def reference_knn_dist(self, *, k: int) -> np.ndarray:
+            return ref
+
+    values = np.array([1.2, 1.2 * (1 - 1e-7), 1.2 * (1 + 1e-7), 1.2 * (1 - 5 * ATYPICALITY_TIE)])
+    got = TrainingIndex.atypicality(_Index(), values, k=10)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got, [0.75, 0.75, 0.75, 0.5])

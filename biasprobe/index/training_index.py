@@ -58,6 +58,13 @@ T = TypeVar("T")
 _LAYOUT = ("meta.json", "index.faiss", "ids.parquet", "reference.npy", "reference_rows.npy")
 
 
+ATYPICALITY_TIE = 1e-6
+"""Relative tolerance of atypicality's ``<=`` (docs/protocols.md section 4.5): float32 distances
+computed by another search path (the torch search on a GPU, FAISS on the CPU) or in other
+batches differ by about 1e-7 relative, and a training image must still meet its own reference
+value."""
+
+
 def search_device(device: torch.device) -> torch.device | None:
     """Where a runtime on ``device`` searches an index: the torch search on a CUDA device, FAISS
     (``None``) on the CPU."""
@@ -250,10 +257,11 @@ class TrainingIndex:
         return self._ref_sorted[k]
 
     def atypicality(self, knn_dist: np.ndarray, *, k: int = 10) -> np.ndarray:
-        """Fraction of reference training images whose leave-one-out knn_dist (same k) is <= each value."""
+        """Fraction of reference training images whose leave-one-out knn_dist (same k) is <= each
+        value, reference values within ``ATYPICALITY_TIE`` (relative) above it counting as equal."""
         ref = self.reference_knn_dist(k=k)
         values = np.asarray(knn_dist, dtype=np.float64)
-        return np.searchsorted(ref, values, side="right") / len(ref)
+        return np.searchsorted(ref, values * (1 + ATYPICALITY_TIE), side="right") / len(ref)
 
     def in_train(self, image_ids: Iterable[str]) -> np.ndarray:
         """Whether each image id is one of the training images."""
