@@ -19,6 +19,7 @@ from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.core.schemas import LAYERS_TABLE
 from biasprobe.data.sources import open_source
 from biasprobe.engine.runtime import Runtime
+from biasprobe.engine.units import parts_dir_for
 from biasprobe.invariance import measure_invariance
 from biasprobe.invariance.protocols import ProtocolParams
 from biasprobe.layers import (
@@ -31,7 +32,6 @@ from biasprobe.layers import (
     run_layers,
     spread,
 )
-from biasprobe.layers.run import parts_dir_for
 from biasprobe.models import from_module
 from biasprobe.world.nets import build_net, net_config
 

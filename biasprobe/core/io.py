@@ -12,7 +12,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,7 @@ __all__ = [
     "to_jsonable",
     "write_json",
     "write_table",
+    "write_with_companions",
 ]
 
 
@@ -78,6 +81,26 @@ def companion(path: str | Path, kind: str) -> Path:
     stem = path.name.removesuffix(".parquet")
     suffix = ".json" if kind == "summary" else ".parquet"
     return path.with_name(f"{stem}.{kind}{suffix}")
+
+
+class _Record(Protocol):
+    def write(self, path: Path) -> object: ...
+
+
+def write_with_companions(out: str | Path, table: pd.DataFrame, *, skipped: pd.DataFrame, summary: _Record,
+                          tables: Mapping[str, pd.DataFrame] | None = None) -> Path:
+    """Write a stage's table ``X.parquet`` last, after its companions: ``X.<kind>.parquet`` for
+    each of ``tables``, ``X.skipped.parquet`` and ``X.summary.json`` (so a complete ``X.parquet``
+    means complete companions)."""
+    out = Path(out)
+    if out.suffix != ".parquet":
+        raise InputError(f"--out must end in .parquet, got {out}")
+    for kind, frame in (tables or {}).items():
+        write_table(frame, companion(out, kind))
+    write_table(skipped, companion(out, "skipped"))
+    summary.write(companion(out, "summary"))
+    write_table(table, out)
+    return out
 
 
 def save_npy(array: np.ndarray, path: str | Path) -> Path:

@@ -124,12 +124,11 @@ def _score_to_file(index: TrainingIndex, source: ImageSource, model: ProbeModel,
 def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int = 0,
              command: list[str] | None = None) -> dict[str, Any]:
     """Run the whole demo and return the summary (also written to ``OUT/summary.json``)."""
+    from biasprobe.engine.units import parts_dir_for
     from biasprobe.index.build import build_index
     from biasprobe.index.training_index import TrainingIndex, search_device
-    from biasprobe.invariance import parts_dir_for, run_invariance
-    from biasprobe.layers.run import parts_dir_for as layers_parts_dir
+    from biasprobe.invariance import run_invariance
     from biasprobe.layers.run import run_layers
-    from biasprobe.positions.run import parts_dir_for as positions_parts
     from biasprobe.positions.run import run_positions
     from biasprobe.report import Supplement, write_report
     from biasprobe.world import WorldConfig, make_world, read_world_info
@@ -214,7 +213,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
               partial(run_positions, photo_model, open_source(BUILTIN_PHOTOS), photo_positions,
                       step=plan.photo_positions_step, runtime=runtime, batch_size=plan.photo_batch_size,
                       seed=plan.seed, command=command),
-              clear=positions_parts(photo_positions))
+              clear=parts_dir_for(photo_positions))
     summary_positions["photos"][PHOTO_MODEL] = _positions_figures(photo_positions)
     positions_files.append(photo_positions)
 
@@ -231,14 +230,14 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                        "seed": plan.seed, "scores": short_digest(scores_files[arch])},
                       partial(_layers_to_file, arch, ckpt, test_source, table, halves=halves, runtime=runtime,
                               batch_size=plan.batch_size, seed=plan.seed, command=command),
-                      clear=layers_parts_dir(table))
+                      clear=parts_dir_for(table))
             summary_layers.setdefault(arch, {})[variant] = _layer_figures(table)
     photo_layers = work / "tables" / f"photos-{PHOTO_MODEL}.layers.parquet"
     steps.run(f"layers of {PHOTO_MODEL} on the bundled photos", photo_layers,
               {"model": photo_model.weights_sha256, "protocols": list(LAYER_PROTOCOLS), "seed": plan.seed},
               partial(run_layers, photo_model, open_source(BUILTIN_PHOTOS), photo_layers, protocols=LAYER_PROTOCOLS,
                       runtime=runtime, batch_size=plan.photo_batch_size, seed=plan.seed, command=command),
-              clear=layers_parts_dir(photo_layers))
+              clear=parts_dir_for(photo_layers))
     summary_photos_layers = {PHOTO_MODEL: _layer_figures(photo_layers)}
 
     primary = plan.archs[0]
@@ -329,8 +328,9 @@ def _world_positions(plan: DemoPlan, steps: DemoSteps, arch: str, checkpoints: d
                      command: list[str] | None) -> dict[str, dict[str, Any]]:
     """Every variant of ``arch`` over the frame, on a stratified sample of the test objects, with
     the training objects' density from the baseline's index; the figures per variant."""
+    from biasprobe.engine.units import parts_dir_for
     from biasprobe.positions.maps import training_centres_from_index
-    from biasprobe.positions.run import parts_dir_for, run_positions
+    from biasprobe.positions.run import run_positions
     from biasprobe.world import read_world_info
 
     world = read_world_info(world_dir)

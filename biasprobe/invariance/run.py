@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from biasprobe.core.errors import InputError, NoUsableImageError
-from biasprobe.core.io import companion, write_table
+from biasprobe.core.io import write_with_companions
 from biasprobe.core.manifest import RunManifest
 from biasprobe.core.outputs import check_output_path
 from biasprobe.core.schemas import INVARIANCE_TABLE, SKIPPED_TABLE, VIEWS_TABLE, conform
@@ -142,14 +142,8 @@ def measure_invariance(
 
 def write_result(result: InvarianceResult, out: str | Path) -> Path:
     """Write ``X.parquet`` and its companions ``X.views.parquet``, ``X.summary.json``, ``X.skipped.parquet``."""
-    out = Path(out)
-    if out.suffix != ".parquet":
-        raise InputError(f"--out must end in .parquet, got {out}")
-    write_table(result.views, companion(out, "views"))
-    write_table(result.skipped, companion(out, "skipped"))
-    result.summary.write(companion(out, "summary"))
-    write_table(result.images, out)
-    return out
+    return write_with_companions(out, result.images, skipped=result.skipped, summary=result.summary,
+                                 tables={"views": result.views})
 
 
 def run_invariance(

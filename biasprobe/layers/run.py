@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from biasprobe.core.errors import InputError, NoUsableImageError
-from biasprobe.core.io import companion, write_table
+from biasprobe.core.io import write_with_companions
 from biasprobe.core.manifest import RunManifest
 from biasprobe.core.outputs import check_output_path
 from biasprobe.core.schemas import FIRST_VIEWS_TABLE, LAYERS_TABLE, SKIPPED_TABLE, conform
@@ -31,7 +29,7 @@ from biasprobe.core.skipped import no_usable_images, skipped_frame
 from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageSource
 from biasprobe.engine.runtime import Runtime
-from biasprobe.engine.units import UnitPlan, run_local
+from biasprobe.engine.units import UnitPlan, parts_dir_for, parts_folder, run_local
 from biasprobe.invariance.protocols import Protocol, ProtocolParams, parse_protocols
 from biasprobe.layers.probes import model_probes, total_stride
 from biasprobe.layers.profile import ProbeLayout
@@ -63,15 +61,6 @@ def sequence_protocols(protocols: str | Sequence[str]) -> list[Protocol]:
         raise InputError(f"layers measures sequence protocols (crop, circular, scale, black, inpaint); "
                          f"{paired[0]!r} gives independent pairs, not a sequence of steps")  # fmt: skip
     return chosen
-
-
-@contextmanager
-def _parts_folder(parts_dir: str | Path | None) -> Iterator[Path]:
-    if parts_dir is not None:
-        yield Path(parts_dir)
-        return
-    with tempfile.TemporaryDirectory(prefix="biasprobe-layers-") as tmp:
-        yield Path(tmp)
 
 
 def measure_layers(
@@ -116,7 +105,7 @@ def measure_layers(
     }  # fmt: skip
     from tqdm.auto import tqdm
 
-    with _parts_folder(parts_dir) as folder:
+    with parts_folder(parts_dir) as folder:
         RunManifest.at(folder / "run.json", settings).claim(
             what="a partial run", hint="delete that folder to start again, or re-run with the same settings to resume"
         )
@@ -159,17 +148,7 @@ def measure_layers(
 
 def write_layers(result: LayersResult, out: str | Path) -> Path:
     """Write ``X.parquet`` and its companions ``X.summary.json`` and ``X.skipped.parquet``."""
-    out = Path(out)
-    if out.suffix != ".parquet":
-        raise InputError(f"--out must end in .parquet, got {out}")
-    write_table(result.skipped, companion(out, "skipped"))
-    result.summary.write(companion(out, "summary"))
-    write_table(result.table, out)
-    return out
-
-
-def parts_dir_for(out: Path) -> Path:
-    return out.with_name(f"{out.name.removesuffix('.parquet')}.parts")
+    return write_with_companions(out, result.table, skipped=result.skipped, summary=result.summary)
 
 
 def run_layers(

@@ -15,9 +15,7 @@ import functools
 import logging
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from biasprobe.core.errors import InputError, NoUsableImageError
-from biasprobe.core.io import companion, read_table, write_table
+from biasprobe.core.io import companion, read_table, write_table, write_with_companions
 from biasprobe.core.manifest import RunManifest
 from biasprobe.core.outputs import check_output_path
 from biasprobe.core.schemas import POSITIONS_TABLE, SKIPPED_TABLE, conform
@@ -34,15 +32,14 @@ from biasprobe.core.versions import library_versions
 from biasprobe.data.sources import ImageRecord, ImageSource
 from biasprobe.engine.runtime import Runtime
 from biasprobe.engine.stream import Prepared, iter_prepared
-from biasprobe.engine.units import Finished, Unit, UnitPlan, run_local
+from biasprobe.engine.units import Finished, Unit, UnitPlan, parts_dir_for, parts_folder, run_local
 from biasprobe.invariance.protocols import ProtocolParams
 from biasprobe.models.spec import ProbeModel
 from biasprobe.positions.maps import TrainingCentres
 from biasprobe.positions.summary import PositionsSummary, positions_block
 from biasprobe.positions.views import ObjectSettings, PositionEngine, PositionTask, image_rows, prepare_object
 
-__all__ = ["DEFAULT_CHUNK_IMAGES", "PositionsResult", "measure_positions", "parts_dir_for", "run_positions",
-           "write_result"]  # fmt: skip
+__all__ = ["DEFAULT_CHUNK_IMAGES", "PositionsResult", "measure_positions", "run_positions", "write_result"]
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +53,6 @@ class PositionsResult:
     table: pd.DataFrame
     skipped: pd.DataFrame
     summary: PositionsSummary
-
-
-def parts_dir_for(out: str | Path) -> Path:
-    """``X.parquet`` -> ``X.parts/``, where finished units wait until the run completes."""
-    out = Path(out)
-    return out.with_name(f"{out.name.removesuffix('.parquet')}.parts")
 
 
 def _part_files(folder: Path, unit: int) -> tuple[Path, Path]:
@@ -108,15 +99,6 @@ class PositionsWork:
             finished(unit, [rows_path, skipped_path])
 
 
-@contextmanager
-def _parts_folder(parts_dir: str | Path | None) -> Iterator[Path]:
-    if parts_dir is not None:
-        yield Path(parts_dir)
-        return
-    with tempfile.TemporaryDirectory(prefix="biasprobe-positions-") as tmp:
-        yield Path(tmp)
-
-
 def measure_positions(
     model: ProbeModel,
     source: ImageSource,
@@ -158,7 +140,7 @@ def measure_positions(
     }  # fmt: skip
     from tqdm.auto import tqdm
 
-    with _parts_folder(parts_dir) as folder:
+    with parts_folder(parts_dir) as folder:
         RunManifest.at(folder / "run.json", manifest).claim(
             what="a partial run", hint="delete that folder to start again, or re-run with the same settings to resume"
         )
@@ -195,13 +177,7 @@ def measure_positions(
 
 def write_result(result: PositionsResult, out: str | Path) -> Path:
     """Write ``X.parquet`` and its companions ``X.summary.json`` and ``X.skipped.parquet``."""
-    out = Path(out)
-    if out.suffix != ".parquet":
-        raise InputError(f"--out must end in .parquet, got {out}")
-    write_table(result.skipped, companion(out, "skipped"))
-    result.summary.write(companion(out, "summary"))
-    write_table(result.table, out)
-    return out
+    return write_with_companions(out, result.table, skipped=result.skipped, summary=result.summary)
 
 
 def run_positions(
