@@ -104,7 +104,7 @@ def add_runtime_flags(parser: argparse.ArgumentParser, *, batch_size: int = 64) 
     group.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto = cuda if present)")
     group.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"images per forward pass (default: {batch_size})")
     group.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch and FAISS (default: all usable cores)")
-    group.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default) or bf16, a faster screening mode that may move near-ties")
+    group.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 (default: IEEE fp32 on every device, TF32 off on GPUs) or bf16, a faster screening mode that may move near-ties")
 
 
 def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
