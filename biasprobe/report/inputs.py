@@ -28,7 +28,7 @@ from biasprobe.core.io import companion, parse_table, read_table
 from biasprobe.core.records import read_json_object
 from biasprobe.data.boxes import read_boxes
 
-__all__ = ["InvarianceInput", "ReportInputs", "boxes_features", "load_inputs", "read_json", "recorded_images_root"]
+__all__ = ["InvarianceInput", "ReportInputs", "boxes_features", "distinct_label", "load_inputs", "read_json", "recorded_images_root"]
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +145,24 @@ def _refuse_empty(table: pd.DataFrame, path: Path, stage: str) -> None:
         )
 
 
+def distinct_label(model: str, path: Path, taken: set[str]) -> str:
+    """``model``, or, for the same model a second time (e.g. another weights file), the model with
+    its file's stem less the model's name: world_vgg-augmented.parquet -> ``world_vgg (augmented)``.
+    The label is added to ``taken``."""
+    if model in taken:
+        stem = path.name.removesuffix(".parquet").removesuffix(".layers")
+        model = f"{model} ({stem.removeprefix(model + '-') or stem})"
+    taken.add(model)
+    return model
+
+
 def _read_invariance(path: Path, taken: set[str]) -> InvarianceInput:
     table = read_table(path)
     _refuse_empty(table, path, "invariance")
     summary = read_json(companion(path, "summary"))
     model = str(table["model"].iloc[0]) if "model" in table.columns and len(table) else ""
     model = model or str(summary.get("model", {}).get("model", "")) or path.stem
-    if model in taken:  # the same model twice (e.g. two weights files): tell them apart by file
-        model = f"{model} ({path.stem})"
-    taken.add(model)
+    model = distinct_label(model, path, taken)
     table = table.assign(model=model)
     views = _optional_table(companion(path, "views"))
     return InvarianceInput(path, model, table, views, summary, _optional_table(companion(path, "skipped")))

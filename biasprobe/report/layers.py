@@ -28,7 +28,7 @@ from biasprobe.core.io import companion, read_table
 from biasprobe.core.schemas import LAYERS_TABLE, conform
 from biasprobe.layers.summary import LayersSummary
 from biasprobe.report.figures import COLOURS, figure_uri
-from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.inputs import ReportInputs, distinct_label
 
 __all__ = ["LayersInput", "layers_section", "read_layers"]
 
@@ -49,7 +49,8 @@ class LayersInput:
 
 def read_layers(paths: Sequence[str | Path]) -> tuple[LayersInput, ...]:
     """Read each layers table and its summary; a model measured twice is told apart by file."""
-    out, taken = [], set()
+    out: list[LayersInput] = []
+    taken: set[str] = set()
     for p in paths:
         path = Path(p)
         table = conform(read_table(path), LAYERS_TABLE, what=str(path))
@@ -57,9 +58,7 @@ def read_layers(paths: Sequence[str | Path]) -> tuple[LayersInput, ...]:
             raise InputError(f"{path} holds no image (an empty 'layers' table): run 'biasprobe layers' again on usable images")
         summary = LayersSummary.read(companion(path, "summary"))
         model = str(summary.model.get("model", "")) or path.stem
-        if model in taken:
-            model = f"{model} ({path.name.removesuffix('.parquet').removesuffix('.layers')})"
-        taken.add(model)
+        model = distinct_label(model, path, taken)
         out.append(LayersInput(path, model, table, summary))
     return tuple(out)
 
