@@ -162,9 +162,16 @@ class Runtime:
         pieces = [batch] if isinstance(batch, torch.Tensor) else list(batch)
         if self.device.type == "cuda" and pieces[0].device.type == "cpu":
             shape = (sum(p.shape[0] for p in pieces), *pieces[0].shape[1:])
-            staged = torch.empty(shape, dtype=pieces[0].dtype, pin_memory=True)
-            torch.cat(pieces, out=staged)
-            out = staged.to(self.device, non_blocking=True)
+            if all(p.is_pinned() for p in pieces):  # pinned by the decoding stream: piece by piece, no copy here
+                out = torch.empty(shape, dtype=pieces[0].dtype, device=self.device)
+                first = 0
+                for piece in pieces:
+                    out[first : first + piece.shape[0]].copy_(piece, non_blocking=True)
+                    first += piece.shape[0]
+            else:
+                staged = torch.empty(shape, dtype=pieces[0].dtype, pin_memory=True)
+                torch.cat(pieces, out=staged)
+                out = staged.to(self.device, non_blocking=True)
         else:
             out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
             out = out.to(self.device)

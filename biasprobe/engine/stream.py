@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
@@ -35,6 +35,10 @@ class Prepared:
     record: ImageRecord
     image_id: str
     tensor: torch.Tensor
+
+    def pin_memory(self) -> Prepared:
+        """The same item with its tensor in pinned memory (what DataLoader's ``pin_memory`` calls)."""
+        return replace(self, tensor=self.tensor.pin_memory())
 
 
 _Item = Prepared | tuple[int, Skipped]
@@ -92,11 +96,14 @@ def iter_prepared(
     start: int = 0,
     workers: int | None = None,
     prefetch: int = 64,
+    pin_memory: bool = False,
 ) -> Iterator[Prepared | tuple[int, Skipped]]:
     """Yield each record from ``start`` on as ``Prepared`` or ``(position, Skipped)``, in order.
 
     ``prepare`` must be picklable (a module-level function or a functools.partial) when
-    ``workers > 0``.
+    ``workers > 0``. ``pin_memory`` (for a CUDA runtime): each tensor is copied into pinned
+    memory by DataLoader's background thread, so the batch goes to the device piece by piece
+    without a copy in this thread (``Runtime.to_input``).
     """
     workers = default_workers() if workers is None else workers
     dataset = _PreparedDataset(records, prepare, start)
@@ -109,5 +116,6 @@ def iter_prepared(
         collate_fn=_identity,
         prefetch_factor=max(2, prefetch // max(workers, 1)) if workers > 0 else None,
         persistent_workers=False,
+        pin_memory=pin_memory,
     )
     yield from loader

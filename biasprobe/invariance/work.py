@@ -78,7 +78,8 @@ class InvarianceWork:
         """Measure consecutive ``units`` in one pass, writing each unit's part, then ``finished``."""
         names = tuple(p.name for p in self.protocols)
         prepare = functools.partial(prepare_views, protocols=names, params=self.params)
-        stream = iter_prepared(self.records[: units[-1].stop], prepare, start=units[0].start, workers=self.workers, prefetch=4)
+        stream = iter_prepared(self.records[: units[-1].stop], prepare, start=units[0].start, workers=self.workers, prefetch=4,
+                               pin_memory=self.runtime.device.type == "cuda")
         engine = BatchEngine(self.model, self.runtime, self.batch_size, self.index, self.k)
         for unit in units:
             items = [next(stream) for _ in range(unit.size)]
