@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from biasprobe.core.digests import FileDigest
 from biasprobe.core.errors import InputError, NoUsableImageError
-from biasprobe.core.io import companion, write_table
+from biasprobe.core.io import write_with_companions
 from biasprobe.core.manifest import RunManifest
 from biasprobe.core.outputs import check_output_path
 from biasprobe.core.schemas import BOX_FEATURES, SCORES_TABLE, SCORES_WITH_BOXES, SKIPPED_TABLE, conform
@@ -56,10 +56,7 @@ class ScoreResult:
 
     def write(self, path: str | Path) -> Path:
         """Write ``FILE.parquet`` with its companions ``.summary.json`` and ``.skipped.parquet``."""
-        path = Path(path)
-        write_table(self.skipped, companion(path, "skipped"))
-        self.summary.write(companion(path, "summary"))
-        return write_table(self.frame, path)
+        return write_with_companions(path, self.frame, skipped=self.skipped, summary=self.summary)
 
 
 def _records_digest(records: list[ImageRecord]) -> str:
