@@ -14,6 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 FULL: dict[str, list[str]] = {
+    "bench_cli.py": [],
     "bench_knn.py": [],
     "bench_ann.py": [],
     "bench_embed.py": [],
@@ -23,6 +24,7 @@ FULL: dict[str, list[str]] = {
     "bench_ray.py": [],
 }
 QUICK: dict[str, list[str]] = {
+    "bench_cli.py": ["--rounds", "3"],
     "bench_knn.py": ["--n", "20000"],
     "bench_ann.py": ["--n", "100000", "--clusters", "200"],
     "bench_embed.py": ["--throughput-images", "256", "--small", "200", "--large", "2000", "--rounds", "1"],

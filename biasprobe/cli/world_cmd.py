@@ -12,7 +12,7 @@ DESCRIPTION = HELP + ". Every setting is recorded in DIR/world.json."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from biasprobe.world.generate import WorldConfig
+    from biasprobe.world.config import WorldConfig
 
     d = WorldConfig()
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (train/, test/, each with boxes.csv; world.json)")
@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from biasprobe.core.outputs import check_output_path
-    from biasprobe.world.generate import WorldConfig, make_world
+    from biasprobe.world.config import WorldConfig
+    from biasprobe.world.generate import make_world
 
     check_output_path(args.out, "folder")
     config = WorldConfig(
