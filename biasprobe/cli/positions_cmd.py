@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from biasprobe.data.boxes import read_boxes
 
         table = read_boxes(args.boxes_train)
-        boxes = [*table.by_path.values(), *table.by_stem.values()]
+        boxes = table.boxes()
         training = TrainingCentres.from_boxes(boxes, resize_size=prep.resize_size, canvas=prep.input_size,
                                               bandwidth=None, source=str(args.boxes_train))  # fmt: skip
     elif args.index:
