@@ -117,7 +117,7 @@ def _read_csv(path: Path) -> list[dict]:
             for row in reader:
                 if None in row or any(v is None for v in row.values()):
                     raise InputError(f"{path}, line {reader.line_num}: expected {len(reader.fieldnames or [])} fields")
-                row["_line"] = reader.line_num  # type: ignore[assignment]
+                row["_line"] = reader.line_num
                 rows.append(dict(row))
             return rows
     except OSError as exc:
@@ -201,7 +201,7 @@ class FactorJoin:
         parts = [f"{self.matched} of {self.images} images matched an annotation by file name"]
         if self.not_annotated:
             shown = ", ".join(self.examples_not_annotated)
-            parts.append(f"{self.not_annotated} have none (e.g. {shown})")
+            parts.append(f"{self.not_annotated} {'has' if self.not_annotated == 1 else 'have'} none (e.g. {shown})")
         if self.shared_names:
             parts.append(f"{self.shared_names} share their file name with another image of the tables and are not joined")
         parts.append(f"{self.annotations_unused} annotations name no image of the tables")
@@ -288,9 +288,14 @@ class FactorAnalysis:
     has_atypicality: bool
     ignored: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def auc_factors_text(self) -> str:
+        """The AUC's factors in words: 'pose, larger or smaller'."""
+        return _either(self.auc_factors)
+
     def auc_sentence(self) -> str:
         """What the AUC says, in words computed from its numbers."""
-        names = ", ".join(self.auc_factors) or "pose or size"
+        names = _either(self.auc_factors)
         if not self.has_atypicality:
             return "No atypicality (no scores table): the AUC cannot be computed."
         a = self.auc
@@ -307,7 +312,16 @@ class FactorAnalysis:
         if a.ci_high < 0.5:
             return head + ("the kNN atypicality ranks them the other way: images people call unusual in pose or size "
                            "are nearer to the training set than the rest.")
-        return head + "the CI includes 0.5, so this data cannot tell the kNN atypicality from chance at this."
+        return head + ("the CI includes 0.5, so these images cannot tell whether the kNN atypicality separates them "
+                       "better than chance.")
+
+
+def _either(names: Sequence[str]) -> str:
+    """'pose, larger or smaller'."""
+    names = list(names)
+    if not names:
+        return "pose or size"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def analyse_factors(table: pd.DataFrame, factors: FactorTable, *, seed: int = 0,

@@ -95,6 +95,9 @@ def check_paths(args: argparse.Namespace) -> None:
             _check_file("--layers", "table", table)
         for table in getattr(args, "positions", None) or ():
             _check_file("--positions", "table", table)
+        factors = getattr(args, "factors", None)
+        if factors and factors != "imagenet-x":
+            _check_file("--factors", "factor annotations file (or the word imagenet-x)", factors)
     if getattr(args, "index", None):
         _check_index(args.index)
     if command == "train":
