@@ -128,9 +128,9 @@ def _read_csv(path: Path) -> list[dict]:
 
 def _flag(value: object) -> int | None:
     """0 or 1 for a factor cell (0/1, true/false, '0'/'1'); None for anything else."""
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return int(value)
-    if isinstance(value, (int, float)) and value in (0, 1):
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
         return int(value)
     if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false", "0.0", "1.0"):
         return 1 if value.strip().lower() in ("1", "true", "1.0") else 0
@@ -143,15 +143,23 @@ def _table(rows: list[dict], source: str) -> FactorTable:
     columns = list(dict.fromkeys(k for row in rows for k in row if k != "_line"))
     if "file_name" not in columns:
         raise InputError(f"factor file {source} needs a file_name column beside its 0/1 factor columns, got {columns[:6]}")
+    records = pd.DataFrame.from_records(rows)
     factors, ignored = [], []
+    flags: dict[str, np.ndarray] = {}
     for column in columns:
         if column in NOT_FACTORS:
             if column != "file_name":
                 ignored.append(column)
             continue
-        values = [row.get(column) for row in rows]
-        if all(v is not None and _flag(v) is not None for v in values):
+        values = records[column]
+        try:
+            uniques = values.unique() if not values.isna().any() else None
+        except TypeError:  # lists or objects: not a factor
+            uniques = None
+        mapping = {u: _flag(u) for u in uniques} if uniques is not None and len(uniques) <= 8 else {}
+        if mapping and all(v is not None for v in mapping.values()):
             factors.append(column)
+            flags[column] = values.map(mapping).to_numpy(dtype=np.int8)
         else:
             ignored.append(column)
     if not factors:
@@ -167,7 +175,7 @@ def _table(rows: list[dict], source: str) -> FactorTable:
             raise InputError(f"{source}, line {row['_line']}: {name!r} is annotated again (first on line {seen[key]})")
         seen[key] = row["_line"]
         keys.append(key)
-    frame = pd.DataFrame({"key": keys, **{f: np.array([_flag(row[f]) for row in rows], dtype=np.int8) for f in factors}})
+    frame = pd.DataFrame({"key": keys, **{f: flags[f] for f in factors}})
     return FactorTable(frame, tuple(factors), source, tuple(ignored))
 
 
