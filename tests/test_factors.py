@@ -134,3 +134,11 @@ def test_cli_report_factors_end_to_end(tmp_path):
     assert "factor annotations file (or the word imagenet-x) not found" in one_line_error(missing)
     no_factors = run_cli("report", "--invariance", str(invs[0]), "--out", str(out))
     assert no_factors.returncode == 0 and "No factor annotations were given" in out.read_text()
+
+
+def test_imagenet_x_without_the_package_is_one_line_naming_the_extra(monkeypatch):
+    import biasprobe.analysis.factors as factors
+
+    monkeypatch.setattr(factors.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(InputError, match=r"pip install 'biasprobe-cnn\[imagenetx\]'"):
+        an.read_factors("imagenet-x")
