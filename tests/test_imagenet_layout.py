@@ -192,3 +192,22 @@ def test_kaggle_train_tree_gets_loc_boxes_and_a_disagreeing_label_is_skipped(kag
 def test_cli_refuses_a_missing_labels_file_in_one_line(kaggle):
     done = invariance_cli(kaggle / "val", kaggle / "x.parquet", "--labels", str(kaggle / "nope.csv"), timeout=60)
     assert "labels file not found" in one_line_error(done)
+
+
+def test_cli_invariance_on_the_flat_val_folder_with_loc_labels_and_boxes(kaggle):
+    """The real command with EfficientNet-Lite0 (an ImageNet-1k model): LOC labels and boxes."""
+    import pandas as pd
+
+    out = kaggle / "inv.parquet"
+    done = invariance_cli(kaggle / "val", out, "--labels", str(kaggle / "LOC_val_solution.csv"),
+                          "--boxes", str(kaggle / "LOC_val_solution.csv"), timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "labels: 4 of 5 images named in" in done.stderr and "1 of 5 images are not in" in done.stderr
+    table = pd.read_parquet(out)
+    labels = dict(zip(table["path"], table["label"], strict=True))
+    assert labels["ILSVRC2012_val_00000001.JPEG"] == 0 and labels["ILSVRC2012_val_00000002.JPEG"] == 1
+    assert pd.isna(labels["ILSVRC2012_val_00000005.JPEG"])
+    skipped = pd.read_parquet(kaggle / "inv.skipped.parquet")
+    reasons = dict(zip(skipped["path"], skipped["reason"], strict=True))
+    assert "several classes" in reasons["ILSVRC2012_val_00000003.JPEG"]
+    assert "not one of the classes" in reasons["ILSVRC2012_val_00000004.JPEG"]

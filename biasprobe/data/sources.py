@@ -394,7 +394,8 @@ def attach_labels(source: ImageSource, labels: str | Path | FileLabels, labeller
         )
     log.info("labels: %d of %d images named in %s (%s)", matched, len(source.records), table.source, table.kind)
     if missing:
-        log.warning("labels: %d images are not in %s and keep no label (e.g. %s)", len(missing), table.source, missing[0])
+        log.warning("labels: %d of %d images are not in %s and keep no label (e.g. %s)", len(missing), len(source.records),
+                    table.source, missing[0])  # fmt: skip
     how = f"labels: by file name from {table.source.name} ({table.kind}), {matched} of {len(source.records)} images"
     return replace(source, records=records, skipped=skipped, labels_from=how)
 
