@@ -12,7 +12,8 @@ here; the modules may move.
 - ``tables``: tables over every (model, protocol): protocols, fixes, headline figures;
 - ``degenerate``: models whose predictions are (nearly) constant;
 - ``verdict``: the plain-language verdict of one protocol's analysis;
-- ``shift_distance``: P(top-1 differs) between views d steps apart, from a views table.
+- ``shift_distance``: P(top-1 differs) between views d steps apart, from a views table;
+- ``factors``: human factor annotations (ImageNet-X) joined by file name, per factor figures, the AUC.
 """
 
 from biasprobe.analysis.bins import assign_bins, assign_halves, decile_table, halves_table
@@ -24,6 +25,16 @@ from biasprobe.analysis.degenerate import (
     constant_predictions,
     model_warnings,
     prediction_spread,
+)
+from biasprobe.analysis.factors import (
+    IMAGENET_X,
+    POSE_SIZE_FACTORS,
+    FactorAnalysis,
+    FactorTable,
+    analyse_factors,
+    auc_estimate,
+    join_factors,
+    read_factors,
 )
 from biasprobe.analysis.groups import NAN_ESTIMATE, GroupStats, group_stats
 from biasprobe.analysis.join import join_scores
@@ -42,9 +53,11 @@ from biasprobe.analysis.tables import compare_models, protocol_figures, protocol
 from biasprobe.analysis.verdict import verdict
 
 __all__ = [
-    "CONSTANT_SHARE", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PAIRED_PROTOCOLS", "PROTOCOL_ORDER", "Estimate", "GroupStats",
-    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "analyse", "analyse_protocol", "assign_bins",
-    "assign_halves", "compare_models", "constant_predictions", "correct_mask", "decile_table", "group_stats",
-    "halves_table", "join_scores", "logistic_control", "mean_estimate", "model_warnings", "prediction_spread", "protocol_figures",
-    "protocol_order", "protocol_table", "rank_order", "ratio_estimate", "shift_distance", "spearman_estimate", "verdict",
+    "CONSTANT_SHARE", "IMAGENET_X", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PAIRED_PROTOCOLS",
+    "POSE_SIZE_FACTORS", "PROTOCOL_ORDER", "Estimate", "FactorAnalysis", "FactorTable", "GroupStats",
+    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "analyse", "analyse_factors", "analyse_protocol",
+    "assign_bins", "assign_halves", "auc_estimate", "compare_models", "constant_predictions", "correct_mask",
+    "decile_table", "group_stats", "halves_table", "join_factors", "join_scores", "logistic_control", "mean_estimate",
+    "model_warnings", "prediction_spread", "protocol_figures", "protocol_order", "protocol_table", "rank_order",
+    "ratio_estimate", "read_factors", "shift_distance", "spearman_estimate", "verdict",
 ]  # fmt: skip

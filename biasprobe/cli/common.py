@@ -114,11 +114,15 @@ def add_model_flags(parser: argparse.ArgumentParser, *, required: bool = True) -
 
 
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
-    """--limit or --sample, --classes, --seed."""
+    """--limit or --sample, --classes, --labels, --seed."""
     some = parser.add_mutually_exclusive_group()
     some.add_argument("--limit", type=positive_int, default=None, metavar="N",
                       help="use only the first N images in the source's order (a quick look; on an ImageFolder tree, the first classes only)")
     some.add_argument("--sample", type=positive_int, default=None, metavar="N",
                       help="use a random sample of N images drawn with --seed, in proportion to the labels when there are labels")
     parser.add_argument("--classes", metavar="FILE", default=None, help="map folder names (e.g. ImageNet wnids) to class indices and names")
+    parser.add_argument("--labels", metavar="FILE", default=None,
+                        help="labels by file name: Kaggle's LOC_val_solution.csv / LOC_train_solution.csv, or a CSV "
+                             "file_name,label (a class index or a wnid); matched on the file name without suffix "
+                             "(docs/imagenet.md)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

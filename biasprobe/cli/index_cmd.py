@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--images", required=True, metavar="SOURCE", help="training images: a folder, a .csv manifest or builtin:photos")
     add_model_flags(b)
-    b.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML file/folder or CSV) for the pose density")
+    b.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML file/folder, CSV, or Kaggle's LOC_train_solution.csv) for the pose density")
     b.add_argument("--out", required=True, metavar="DIR", help="index folder to write")
     b.add_argument("--overwrite", action="store_true",
                    help="replace an index already in DIR (only its own files are removed; a folder holding anything else is refused)")

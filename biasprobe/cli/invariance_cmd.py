@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs-per-image", type=positive_int, default=5, metavar="P", help="zhang pairs per image (default: 5)")
     p.add_argument("--index", metavar="DIR", default=None, help="training index built by the same model: adds each view's knn_dist")
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (default: 10)")
-    p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML or CSV), kept with the images")
+    p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML, CSV, or a Kaggle LOC_*_solution.csv), kept with the images")
     add_runtime_flags(p)
     add_engine_flags(p)
     add_data_flags(p)

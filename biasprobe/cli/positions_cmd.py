@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, metavar="SOURCE", help="images to measure: a folder, a .csv manifest or builtin:photos")
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="one row per image and position; companions go beside it")
     p.add_argument("--boxes", metavar="FILE", default=None,
-                   help="object boxes (Pascal VOC XML or CSV): the object is the largest box (default: the whole image)")  # fmt: skip
+                   help="object boxes (Pascal VOC XML, CSV, or a Kaggle LOC_*_solution.csv): the object is the largest box (default: the whole image)")  # fmt: skip
     p.add_argument("--index", metavar="DIR", default=None,
                    help="training index with boxes: the training objects' density and its correlations")  # fmt: skip
     p.add_argument("--boxes-train", metavar="FILE", default=None,
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from biasprobe.data.boxes import read_boxes
 
         table = read_boxes(args.boxes_train)
-        boxes = [*table.by_path.values(), *table.by_stem.values()]
+        boxes = table.boxes()
         training = TrainingCentres.from_boxes(boxes, resize_size=prep.resize_size, canvas=prep.input_size,
                                               bandwidth=None, source=str(args.boxes_train))  # fmt: skip
     elif args.index:

@@ -73,7 +73,7 @@ def _check_world(spec: str) -> None:
 
 def check_paths(args: argparse.Namespace) -> None:
     """Refuse, in one line, a path that cannot work: --out where nothing can be written, and
-    inputs that are not there (--images, --weights, --classes, --boxes, --boxes-train,
+    inputs that are not there (--images, --weights, --classes, --labels, --boxes, --boxes-train,
     --boxes-test, --scores, --invariance and --positions of report, --index, --data). Only the file system is
     asked; what the files hold is checked by the stages."""
     command = getattr(args, "command", None) or ""
@@ -82,6 +82,7 @@ def check_paths(args: argparse.Namespace) -> None:
     if getattr(args, "images", None):
         _check_images(args.images)
     for flag, what, folder_too in (("weights", "weights file", False), ("classes", "classes file", False),
+                                   ("labels", "labels file", False),
                                    ("boxes", "boxes file or folder", True), ("boxes_train", "boxes file or folder", True),
                                    ("boxes_test", "boxes file or folder", True), ("scores", "table", False)):  # fmt: skip
         value = getattr(args, flag, None)
@@ -94,6 +95,9 @@ def check_paths(args: argparse.Namespace) -> None:
             _check_file("--layers", "table", table)
         for table in getattr(args, "positions", None) or ():
             _check_file("--positions", "table", table)
+        factors = getattr(args, "factors", None)
+        if factors and factors != "imagenet-x":
+            _check_file("--factors", "factor annotations file (or the word imagenet-x)", factors)
     if getattr(args, "index", None):
         _check_index(args.index)
     if command == "train":
@@ -101,7 +105,7 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) -> ImageSource:
-    """--images with --classes, --boxes and --limit or --sample (with --seed); with ``model``,
+    """--images with --classes, --labels, --boxes and --limit or --sample (with --seed); with ``model``,
     labels are read and checked against its classes (wnid folders get an ImageNet model's
     indices; data/labels.py)."""
     from biasprobe.data.classes import read_class_map
@@ -113,7 +117,8 @@ def source_from_args(args: argparse.Namespace, model: ProbeModel | None = None) 
 
         space = class_space(model)
     classes = read_class_map(args.classes) if args.classes else None
-    return open_source(args.images, classes=classes, class_space=space, boxes=getattr(args, "boxes", None), limit=args.limit,
+    return open_source(args.images, classes=classes, class_space=space, boxes=getattr(args, "boxes", None),
+                       labels=getattr(args, "labels", None), limit=args.limit,
                        sample=args.sample, seed=args.seed)
 
 

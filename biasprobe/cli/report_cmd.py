@@ -18,6 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output(s) of 'biasprobe layers', one per model: where in the network invariance is lost")
     p.add_argument("--positions", nargs="+", default=[], metavar="FILE",
                    help="output(s) of 'biasprobe positions', one per model (baseline first): maps over the frame")
+    p.add_argument("--factors", metavar="FILE|imagenet-x", default=None,
+                   help="human factor annotations joined by file name: a CSV or JSONL with file_name and 0/1 factor "
+                        "columns, or imagenet-x for the annotations of the imagenet-x package (the imagenetx extra; "
+                        "CC BY-NC 4.0): per factor P(top-1 change) and atypicality, and the AUC of atypicality for "
+                        "pose and size factors")
     p.add_argument("--index", metavar="DIR", default=None, help="index folder (meta.json and training boxes)")
     p.add_argument("--boxes-train", metavar="FILE", default=None, help="training boxes (Pascal VOC XML or CSV)")
     p.add_argument("--boxes-test", metavar="FILE", default=None, help="test boxes (Pascal VOC XML or CSV)")
@@ -47,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         command=["biasprobe", *getattr(args, "argv", [])],
         layers=args.layers,
+        factors=args.factors,
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, metavar="SOURCE", help="images to score: a folder, a .csv manifest or builtin:photos")
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="score table (companions .summary.json, .skipped.parquet beside it)")
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (1..min(50, training images - 1); default: 10)")
-    p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes of the scored images, for pose_atypicality")
+    p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes of the scored images (Pascal VOC XML, CSV, or a Kaggle LOC_*_solution.csv), for pose_atypicality")
     p.add_argument("--model", metavar="NAME", default=None, help="model (default: the index's)")
     p.add_argument("--weights", metavar="FILE", default=None, help="weights file (default: the index's)")
     add_runtime_flags(p)

@@ -1,9 +1,12 @@
-"""Object boxes: Pascal VOC XML (1-based inclusive) and CSV (0-based, exclusive max) readers.
+"""Object boxes: Pascal VOC XML (1-based inclusive), CSV (0-based, exclusive max) and Kaggle's
+ImageNet ``LOC_*_solution.csv`` (``data.imagenet_layout``; the XML numbers, read as VOC) readers.
 
 One box per image, the largest; features for the photographer's bias are the normalised
 centre and the log relative size ``log(sqrt(w * h / (W * H)))`` (docs/protocols.md section 4).
 A VOC file also gives the ``<name>`` of the largest box's object (ImageNet: the wnid), which
-``sources.attach_boxes`` can turn into a label.
+``sources.attach_boxes`` can turn into a label; so does a LOC file, when all of an image's boxes
+name one wnid. A LOC file gives no image sizes: its table is ``unsized`` and each box gets its
+image's size from the image file when ``sources.attach_boxes`` attaches it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from biasprobe.core.errors import InputError
+from biasprobe.data.imagenet_layout import is_loc_solution, read_loc_solution
 
 __all__ = ["Box", "BoxTable", "read_boxes"]
 
@@ -41,6 +45,10 @@ class Box:
     def area(self) -> float:
         return self.width * self.height
 
+    def with_image_size(self, image_width: float, image_height: float) -> Box:
+        """The same box on an image of the given size (a LOC box gets it from the image file)."""
+        return Box(self.xmin, self.ymin, self.width, self.height, float(image_width), float(image_height))
+
     def features(self) -> tuple[float, float, float]:
         """Normalised centre (cx, cy) and log relative size."""
         cx = (self.xmin + self.width / 2) / self.image_width
@@ -52,12 +60,27 @@ class Box:
 @dataclass(frozen=True)
 class BoxTable:
     """Largest box per image, looked up by relative path or by file stem; ``names``: the VOC
-    object name of each stem's largest box."""
+    object name of each stem's largest box (a LOC file: the wnid all its boxes name), and
+    ``name_problems`` why a stem has none (a LOC image whose boxes name several classes).
+    ``unsized``: the boxes carry no image size (a LOC file); ``boxes()`` refuses them.
+    """
 
     by_path: dict[str, Box]
     by_stem: dict[str, Box]
     source: Path
     names: dict[str, str] = field(default_factory=dict)
+    name_problems: dict[str, str] = field(default_factory=dict)
+    unsized: bool = False
+
+    def boxes(self) -> list[Box]:
+        """Every image's largest box; ``InputError`` for a LOC file, whose boxes need their images' sizes."""
+        if self.unsized:
+            raise InputError(
+                f"the boxes in {self.source} (a Kaggle LOC solution file) give no image sizes, so they are usable "
+                "only with --boxes beside --images, where each size is read from the image; here give a boxes CSV "
+                "(path,xmin,ymin,xmax,ymax,image_width,image_height) or the ILSVRC XML files"
+            )
+        return [*self.by_path.values(), *self.by_stem.values()]
 
     def lookup(self, relative_path: str) -> Box | None:
         key = PurePosixPath(relative_path)
@@ -66,6 +89,10 @@ class BoxTable:
     def name_of(self, relative_path: str) -> str | None:
         """The object name of the image's largest VOC box (None for CSV boxes or no box)."""
         return self.names.get(PurePosixPath(relative_path).stem)
+
+    def name_problem(self, relative_path: str) -> str | None:
+        """Why the image's boxes give no object name although it has boxes (None: no problem)."""
+        return self.name_problems.get(PurePosixPath(relative_path).stem)
 
     def example_keys(self, count: int = 2) -> str:
         """A few of the paths or stems the table holds, for messages."""
@@ -139,8 +166,27 @@ def _read_csv(path: Path) -> dict[str, Box]:
     return boxes
 
 
+def _read_loc(path: Path) -> BoxTable:
+    solution = read_loc_solution(path)
+    by_stem: dict[str, Box] = {}
+    names: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for stem in solution.boxes:
+        largest = solution.largest(stem)
+        assert largest is not None
+        by_stem[stem] = Box(largest.xmin - 1, largest.ymin - 1, largest.xmax - largest.xmin + 1,
+                            largest.ymax - largest.ymin + 1, 0.0, 0.0)  # fmt: skip
+        wnid, why = solution.wnid_of(stem)
+        if wnid is not None:
+            names[stem] = wnid
+        else:
+            problems[stem] = why or "no object name"
+    return BoxTable(by_path={}, by_stem=by_stem, source=path, names=names, name_problems=problems, unsized=True)
+
+
 def read_boxes(path: str | Path) -> BoxTable:
-    """Read boxes from a CSV file, one VOC XML file, or a folder of VOC XML files."""
+    """Read boxes from a CSV file (a Kaggle LOC solution file too, told by its header), one VOC
+    XML file, or a folder of VOC XML files."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"boxes file or folder not found: {path}")
@@ -155,6 +201,8 @@ def read_boxes(path: str | Path) -> BoxTable:
             _read_voc_file(file, by_stem, names)
     elif path.suffix.lower() == ".xml":
         _read_voc_file(path, by_stem, names)
+    elif is_loc_solution(path):
+        return _read_loc(path)
     else:
         by_path = _read_csv(path)
     return BoxTable(by_path=by_path, by_stem=by_stem, source=path, names=names)

@@ -10,6 +10,9 @@ ordered list of ``ImageRecord`` plus the inputs it could not use, each with its 
   numbered in sorted order (torchvision's ImageFolder) when that can match the model.
 - A ``.csv`` file is a manifest: ``path`` (relative to the CSV's folder), optional ``label``
   (an integer, a folder name looked up in ``--classes``, or a wnid), optional box columns.
+- ImageNet as Kaggle lays it out (``data.imagenet_layout``): ``train/`` is an ImageFolder tree of
+  wnids; ``val/`` is flat, labelled by ``labels=`` (``--labels``: ``LOC_val_solution.csv`` or a
+  ``file_name,label`` CSV, matched by file name without suffix) or by the wnids of its LOC boxes.
 - ``builtin:photos`` is the nine real photos that ship inside scikit-image, scikit-learn and
   matplotlib (``biasprobe.data.photos``; its names are importable from here too).
 
@@ -35,13 +38,15 @@ from biasprobe.core.skipped import Skipped
 from biasprobe.data.boxes import Box, BoxTable, read_boxes
 from biasprobe.data.classes import ClassMap
 from biasprobe.data.files import file_problem, ignored_reason
+from biasprobe.data.imagenet_layout import FileLabels, file_key, read_file_labels
 from biasprobe.data.labels import ClassSpace, Labeller
 from biasprobe.data.loading import IMAGE_SUFFIXES, load_image
 from biasprobe.data.names import escape_name, printable
 from biasprobe.data.photos import BUILTIN_PHOTOS, bundled_photo_paths
 from biasprobe.data.sampling import sample_positions
 
-__all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "attach_boxes", "bundled_photo_paths", "open_source"]
+__all__ = ["BUILTIN_PHOTOS", "ImageRecord", "ImageSource", "attach_boxes", "attach_labels", "bundled_photo_paths",
+           "open_source"]
 
 log = logging.getLogger(__name__)
 
@@ -285,10 +290,13 @@ def attach_boxes(source: ImageSource, boxes: str | Path | BoxTable, *, labeller:
     Pascal VOC object name gives (ImageNet's validation layout: the name is the wnid).
 
     Refuses (``InputError``) a boxes file that matches none of the source's images, and logs
-    how many it matched, so pose columns never vanish silently.
+    how many it matched, so pose columns never vanish silently. A Kaggle LOC file's box gets its
+    image's size from the image file; an image whose size cannot be read, or (with a labeller) whose
+    LOC boxes name several classes, is skipped with its reason.
     """
     table = boxes if isinstance(boxes, BoxTable) else read_boxes(boxes)
     records: list[ImageRecord] = []
+    skipped = list(source.skipped)
     matched = labelled = 0
     unusable: list[str] = []
     for record in source.records:
@@ -296,7 +304,19 @@ def attach_boxes(source: ImageSource, boxes: str | Path | BoxTable, *, labeller:
         if box is not None:
             matched += 1
             if record.box is None:
+                if table.unsized:
+                    try:
+                        with Image.open(record.path) as img:
+                            box = box.with_image_size(*img.size)
+                    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                        skipped.append(Skipped(record.relative, f"cannot read the image's size for its box: {printable(str(exc))}"))
+                        continue
                 record = replace(record, box=box)
+        if labeller is not None and record.label is None:
+            problem = table.name_problem(record.relative)
+            if problem is not None:
+                skipped.append(Skipped(record.relative, f"no label: {problem}"))
+                continue
         object_name = table.name_of(record.relative) if labeller is not None else None
         if labeller is not None and record.label is None and object_name:
             try:
@@ -324,7 +344,60 @@ def attach_boxes(source: ImageSource, boxes: str | Path | BoxTable, *, labeller:
     labels_from = source.labels_from
     if labelled and labels_from is None:
         labels_from = f"labels: the object names of the boxes in {table.source}"
-    return replace(source, records=records, labels_from=labels_from)
+    return replace(source, records=records, skipped=skipped, labels_from=labels_from)
+
+
+def attach_labels(source: ImageSource, labels: str | Path | FileLabels, labeller: Labeller) -> ImageSource:
+    """Label each image by its file name (without folder and suffix) from a labels file
+    (``data.imagenet_layout.read_file_labels``: a Kaggle LOC solution file or ``file_name,label``).
+
+    Nothing is silently wrong or dropped: a label that is not a class, an image the file names
+    with no single class, or an image whose label from its folder differs from the file's is
+    skipped with its reason; images the file does not name keep no label (one warning with the
+    count); a file that names none of the images is refused.
+    """
+    table = labels if isinstance(labels, FileLabels) else read_file_labels(labels)
+    records: list[ImageRecord] = []
+    skipped = list(source.skipped)
+    matched = 0
+    missing: list[str] = []
+    for record in source.records:
+        key = file_key(record.relative)
+        text = table.texts.get(key)
+        problem = table.problems.get(key)
+        if text is None and problem is None:
+            missing.append(record.relative)
+            records.append(record)
+            continue
+        matched += 1
+        if problem is not None:
+            skipped.append(Skipped(record.relative, f"no label: {problem}"))
+            continue
+        assert text is not None
+        try:
+            label, name = labeller.label_of(text)
+        except InputError as exc:
+            skipped.append(Skipped(record.relative, f"label from {table.source.name}: {exc}"))
+            continue
+        if record.label is not None and record.label != label:
+            skipped.append(Skipped(record.relative, f"its folder gives label {record.label}, but {table.source.name} "
+                                                    f"gives {printable(text)} (label {label})"))
+            continue
+        records.append(replace(record, label=label, label_name=name))
+    if source.records and not matched:
+        first = source.records[0].relative
+        example = next(iter(table.texts), next(iter(table.problems), ""))
+        raise InputError(
+            f"the labels in {table.source} name none of the {len(source.records)} images of {source.name}: an image "
+            f"is found by its file name without folder and suffix (e.g. {file_key(first)!r}), and the file names "
+            f"e.g. {example!r}"
+        )
+    log.info("labels: %d of %d images named in %s (%s)", matched, len(source.records), table.source, table.kind)
+    if missing:
+        log.warning("labels: %d of %d images are not in %s and keep no label (e.g. %s)", len(missing), len(source.records),
+                    table.source, missing[0])  # fmt: skip
+    how = f"labels: by file name from {table.source.name} ({table.kind}), {matched} of {len(source.records)} images"
+    return replace(source, records=records, skipped=skipped, labels_from=how)
 
 
 def open_source(
@@ -333,6 +406,7 @@ def open_source(
     classes: ClassMap | None = None,
     class_space: ClassSpace | None = None,
     boxes: str | Path | None = None,
+    labels: str | Path | None = None,
     limit: int | None = None,
     sample: int | None = None,
     seed: int = 0,
@@ -342,7 +416,8 @@ def open_source(
     ``class_space``: the classes of the model the images are for; labels are then checked
     against it (``data.labels``) and wnid folders get its indices. ``limit`` keeps the first
     images; ``sample`` a seeded sample stratified by label (after boxes, whose object names
-    may give the labels), ``seed`` its seed.
+    may give the labels), ``seed`` its seed. ``labels``: a labels file by file name (``attach_labels``),
+    applied before boxes.
     """
     if limit is not None and sample is not None:
         raise InputError("--limit and --sample cannot be combined: --limit takes the first N images, --sample a seeded sample of N")
@@ -363,8 +438,13 @@ def open_source(
     if not source.records:
         reasons = f" ({len(source.skipped)} inputs skipped, e.g. {source.skipped[0].path}: {source.skipped[0].reason})" if source.skipped else ""
         raise InputError(f"no images found in {spec}{reasons}")
+    if labels is not None:
+        source = attach_labels(source, labels, labeller)
     if boxes is not None:
         source = attach_boxes(source, boxes, labeller=labeller)
+    if not source.records:
+        first = source.skipped[-1]
+        raise InputError(f"no usable images in {spec}: all {len(source.skipped)} inputs skipped (e.g. {first.path}: {first.reason})")
     source = source.sampled(sample, seed)
     labeller.check(source.records)
     return source

@@ -14,6 +14,7 @@ from biasprobe import __version__
 from biasprobe import analysis as an
 from biasprobe.report import atypicality, input_sections, layers, provenance, summary
 from biasprobe.report.analysed import AnalysedInputs, analyse_inputs
+from biasprobe.report.factors import NO_FACTORS, factors_section
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
 from biasprobe.report.inputs import ReportInputs
@@ -35,8 +36,9 @@ def _gallery(analysed: AnalysedInputs) -> dict[str, object]:
 
 
 def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command: list[str] | None,
-                  layer_files: Sequence[str | Path] = ()) -> dict:
-    """All values of the template, computed from the inputs (``layer_files``: outputs of 'biasprobe layers')."""
+                  layer_files: Sequence[str | Path] = (), factors: str | Path | None = None) -> dict:
+    """All values of the template, computed from the inputs (``layer_files``: outputs of 'biasprobe layers';
+    ``factors``: a factor annotations file or ``imagenet-x``, joined by file name)."""
     analysed = analyse_inputs(inputs, seed=seed, progress=True)
     primary, ordered = analysed.primary, analysed.ordered
     scored = inputs.scores is not None
@@ -62,6 +64,7 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
         "provenance": [*provenance.input_provenance(inputs), *layer_values["provenance"],
                        provenance.analysis_provenance(seed=seed, command=command)],
         "supplements": [],
+        "factors": factors_section(analysed, factors, seed=seed) if factors is not None else dict(NO_FACTORS),
         "positions": dict(NO_POSITIONS),  # filled by render.write_report when positions tables are given
     }
 

@@ -100,7 +100,7 @@ class ReportInputs:
 def boxes_features(path: str | Path) -> np.ndarray:
     """(n, 3) array of (cx, cy, log size) of the largest box per image of a boxes file."""
     table = read_boxes(path)
-    boxes = list(table.by_path.values()) + list(table.by_stem.values())
+    boxes = table.boxes()
     return np.array([b.features() for b in boxes], dtype=float).reshape(-1, 3)
 
 

@@ -43,7 +43,7 @@ def _training_from(source: str | Path, *, resize_size: int, canvas: int) -> Trai
     from biasprobe.data.boxes import read_boxes
 
     table = read_boxes(path)
-    boxes = [*table.by_path.values(), *table.by_stem.values()]
+    boxes = table.boxes()
     return TrainingCentres.from_boxes(boxes, resize_size=resize_size, canvas=canvas, bandwidth=None, source=str(path))
 
 

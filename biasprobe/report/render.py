@@ -92,20 +92,22 @@ def write_report(
     seed: int = 0,
     command: list[str] | None = None,
     layers: Sequence[str | Path] = (),
+    factors: str | Path | None = None,
 ) -> Path:
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
 
     ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary;
     ``supplements`` (further image sets, e.g. real photos) after the galleries; ``positions``
     (outputs of ``biasprobe positions``, baseline first) the maps over the frame; ``layers`` (outputs
-    of 'biasprobe layers') feed the section on where in the network invariance is lost.
+    of 'biasprobe layers') feed the section on where in the network invariance is lost; ``factors`` (a
+    factor annotations file, or ``imagenet-x`` for the installed package's) the human factors section.
     """
     inputs = load_inputs(
         scores, list(invariance_files), index=index, boxes_train=boxes_train, boxes_test=boxes_test,
         images_root=images_root,
     )
     log.info("analysing %d invariance file(s)", len(inputs.invariance))
-    context = build_context(inputs, title=title, seed=seed, command=command, layer_files=layers)
+    context = build_context(inputs, title=title, seed=seed, command=command, layer_files=layers, factors=factors)
     context["extra_sections"] = _extra(extra_sections)
     if positions:
         from biasprobe.report.positions import positions_section
