@@ -24,9 +24,12 @@ DESCRIPTION = HELP
 
 
 def _protocols_help() -> str:
-    from biasprobe.invariance.protocols import list_protocols  # torch: only when help is shown
+    from biasprobe.invariance.catalogue import list_protocols  # torch-free
 
-    return "comma-separated: " + ", ".join(protocol.name for protocol in list_protocols())
+    own = [p.name for p in list_protocols()]
+    presets = [p.name for p in list_protocols(presets=True) if p.name not in own]
+    return ("comma-separated: " + ", ".join(own) + "; presets that follow the papers' code (docs/literature.md): "
+            + ", ".join(presets))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
