@@ -231,3 +231,25 @@ def test_presets_fix_their_own_geometry_and_refuse_inputs_too_small():
     small = ProtocolParams(max_shift=8, embed_size=36, input_size=48)
     views = get_protocol("azulay2019-black").build(_photo(60, 50), IDS[0], small)
     assert views.pixels.shape == (9, 3, 48, 48) and views.mask is not None
+
+
+def test_the_report_names_a_presets_definition_beside_its_figures():
+    from biasprobe.report.summary import definition_text
+
+    assert definition_text("crop") == "" and definition_text("unknown") == ""
+    assert definition_text("zhang2019").startswith("zhang2019 preset: adobe/antialiased-cnns main.py validate_shift")
+
+
+def test_presets_through_the_model_record_their_definition(lite0):
+    from biasprobe.data.sources import BUILTIN_PHOTOS, open_source
+    from biasprobe.invariance import measure_invariance
+
+    result = measure_invariance(lite0, open_source(BUILTIN_PHOTOS, limit=2), protocols="zhang2019,azulay2019-black,crop",
+                                params=ProtocolParams.for_model(lite0.preprocessing, max_shift=2), progress=False)
+    figures = result.summary.protocols
+    assert figures["zhang2019"]["definition"] == "zhang2019" and figures["crop"]["definition"] == "biasprobe"
+    assert "CheckTranslationInvariance.py" in figures["azulay2019-black"]["source"]
+    images = result.images.set_index("protocol")
+    assert images.loc["zhang2019", "pairs"].tolist() == [5, 5] and images.loc["azulay2019-black", "pairs"].tolist() == [8, 8]
+    views = result.views[result.views["protocol"] == "zhang2019"]
+    assert len(views) == 20 and views["dx"].between(0, 31).all() and views["dy"].between(0, 31).all()
