@@ -19,8 +19,10 @@ from biasprobe.core.schemas import SHIFT_DISTANCE_TABLE, conform
 
 __all__ = ["PAIRED_PROTOCOLS", "shift_distance"]
 
-PAIRED_PROTOCOLS = ("zhang",)
-"""Protocols whose views are independent pairs, not a sequence: they have no curve."""
+PAIRED_PROTOCOLS = ("zhang", "zhang2019")
+"""Protocols whose views are independent pairs, not a sequence: they have no curve. The
+catalogue's paired protocols (``invariance.catalogue.paired_protocol_names``, which this package
+sits below and cannot import; a test keeps the two equal)."""
 
 
 def _top1_matrix(views: pd.DataFrame) -> np.ndarray:

@@ -24,9 +24,12 @@ DESCRIPTION = HELP
 
 
 def _protocols_help() -> str:
-    from biasprobe.invariance.protocols import list_protocols  # torch: only when help is shown
+    from biasprobe.invariance.catalogue import list_protocols  # torch-free
 
-    return "comma-separated: " + ", ".join(protocol.name for protocol in list_protocols())
+    own = [p.name for p in list_protocols()]
+    presets = [p.name for p in list_protocols(presets=True) if p.name not in own]
+    return ("comma-separated: " + ", ".join(own) + "; presets that follow the papers' code (docs/literature.md): "
+            + ", ".join(presets))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="views per image minus one (default: the model's, 32 at 224 px)")  # fmt: skip
     p.add_argument("--embed-size", type=positive_int, default=None, metavar="E",
                    help="longer side of the pasted image for black/inpaint/scale (default: 0.75 x input size)")  # fmt: skip
-    p.add_argument("--pairs-per-image", type=positive_int, default=5, metavar="P", help="zhang pairs per image (default: 5)")
+    p.add_argument("--pairs-per-image", type=positive_int, default=5, metavar="P", help="zhang and zhang2019 pairs per image (default: 5, the original's --epochs-shift)")
     p.add_argument("--index", metavar="DIR", default=None, help="training index built by the same model: adds each view's knn_dist")
     p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn_dist (default: 10)")
     p.add_argument("--boxes", metavar="FILE", default=None, help="object boxes (Pascal VOC XML, CSV, or a Kaggle LOC_*_solution.csv), kept with the images")
@@ -60,12 +63,15 @@ def _print_table(protocols: dict, images: pd.DataFrame, views: pd.DataFrame) -> 
     from biasprobe.analysis import prediction_spread
 
     spread = {s.protocol: s for s in prediction_spread(images, views)}
-    print(f"{'protocol':<10} {'n':>5} {'P(top-1 change)':>24} {'MAC':>24} {'consistency':>24} {'accuracy':>9}  note")
+    width = max(10, *(len(name) for name in protocols))
+    print(f"{'protocol':<{width}} {'n':>5} {'P(top-1 change)':>24} {'MAC':>24} {'consistency':>24} {'accuracy':>9}  "
+          "definition  note")  # fmt: skip
     for name, s in protocols.items():
         accuracy = f"{s['accuracy']:.3f}" if s["accuracy"] is not None else "n/a"
         note = "CONSTANT PREDICTIONS" if name in spread and spread[name].constant else ""
-        print(f"{name:<10} {s['n']:>5} {_with_ci(s, 'p_change'):>24} {_with_ci(s, 'mac'):>24} "
-              f"{_with_ci(s, 'consistency'):>24} {accuracy:>9}  {note}".rstrip())  # fmt: skip
+        definition = s.get("definition") or ""
+        print(f"{name:<{width}} {s['n']:>5} {_with_ci(s, 'p_change'):>24} {_with_ci(s, 'mac'):>24} "
+              f"{_with_ci(s, 'consistency'):>24} {accuracy:>9}  {definition:<10}  {note}".rstrip())  # fmt: skip
     for flagged in (s for s in spread.values() if s.constant):
         print(f"warning: {flagged.warning()}")
 
@@ -74,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from biasprobe.cli.preamble import engine_from_args, model_from_args, runtime_from_args, source_from_args
     from biasprobe.core.io import companion
     from biasprobe.core.outputs import check_output_path
-    from biasprobe.invariance.protocols import ProtocolParams, parse_protocols
+    from biasprobe.invariance.catalogue import ProtocolParams, parse_protocols
     from biasprobe.invariance.run import run_invariance
 
     check_output_path(args.out, "table")

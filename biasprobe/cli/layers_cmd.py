@@ -15,9 +15,9 @@ DESCRIPTION = (HELP + ". Probe points are found automatically (the last output a
 
 
 def _protocols_help() -> str:
-    from biasprobe.invariance.protocols import list_protocols  # torch: only when help is shown
+    from biasprobe.invariance.catalogue import list_protocols  # torch-free
 
-    names = [p.name for p in list_protocols() if not p.paired]
+    names = [p.name for p in list_protocols(presets=True) if not p.paired]
     return "comma-separated sequence protocols: " + ", ".join(names)
 
 

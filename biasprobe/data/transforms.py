@@ -26,6 +26,7 @@ __all__ = [
     "normalise",
     "resize_longer",
     "resize_shorter",
+    "resize_to",
     "to_float_array",
 ]
 
@@ -40,6 +41,11 @@ def _resize(img: Image.Image, size: tuple[int, int], rule: str) -> Image.Image:
             f"({w * h / 1e6:.1f} megapixels, over the {MAX_RESIZED_PIXELS / 1e6:.0f}-megapixel limit): too elongated to measure"
         )
     return img.resize(size, Image.Resampling.BILINEAR)
+
+
+def resize_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize to exactly ``size = (w, h)`` (Pillow bilinear; refused over 64 megapixels)."""
+    return _resize(img, size, f"size is {size[0]} x {size[1]}")
 
 
 def resize_shorter(img: Image.Image, length: int) -> Image.Image:

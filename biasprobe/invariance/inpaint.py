@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["MAX_PASSES", "binomial_kernel", "blur", "inpaint_fill", "inpaint_fill_dense", "mask_to_rects"]
+__all__ = ["MAX_PASSES", "azulay_inpaint", "binomial_kernel", "blur", "inpaint_fill", "inpaint_fill_dense", "mask_to_rects"]
 
 MAX_PASSES = 80
 TAPS = 13
@@ -199,3 +199,51 @@ def _fill_rects(images: torch.Tensor, rects: torch.Tensor, max_passes: int) -> t
             img.scatter_(3, index, torch.where(valid_cols[:, None], num_cols / den_cols[:, None], current))
         y0, y1, x0, x1 = ny0, ny1, nx0, nx1
     return img[:, :, R : R + h, R : R + w].contiguous()
+
+
+# The Azulay & Weiss inpainting (AzulEye/CNN-Failures, InpaintingFunction.py), for the
+# ``azulay2019-inpaint`` preset (docs/literature.md). Per pass and channel, with K the 12-tap
+# binomial ([0.5, 0.5] convolved with itself 10 times, ``inpaint(im, mask, 10)``) applied as
+# scipy's ``convolve2d(..., 'same')`` along rows then columns (zero padding; an even kernel
+# reaches 6 pixels before a pixel and 5 after it):
+#   num = blur(x * M), den = blur(M), x = M * x + (1 - M) * num / (den + (den == 0)),
+# then M = (R + G + B != 0): every pixel that is black on all three channels, the image's own
+# black pixels included, is filled again on the next pass. Passes repeat while more than 200
+# pixels are black on all channels, at most 80 times. Computed in float64, like the original.
+
+AZULAY_TAPS = 12
+AZULAY_MAX_PASSES = 80
+AZULAY_MIN_BLACK = 200
+
+
+def _azulay_blur(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """scipy ``convolve2d(x, K, 'same')`` then ``convolve2d(., K.T, 'same')`` on (N, C, H, W)."""
+    n, c, h, w = x.shape
+    weight = k.view(1, 1, 1, AZULAY_TAPS).expand(n * c, 1, 1, AZULAY_TAPS)
+    before, after = AZULAY_TAPS // 2, AZULAY_TAPS // 2 - 1  # 'same' keeps the full output from index 5
+    rows = F.conv2d(F.pad(x.reshape(1, n * c, h, w), (before, after)), weight, groups=n * c)
+    cols = F.conv2d(F.pad(rows.transpose(2, 3), (before, after)), weight, groups=n * c)
+    return cols.transpose(2, 3).reshape(n, c, h, w)
+
+
+def azulay_inpaint(images: torch.Tensor, mask: torch.Tensor, *, max_passes: int = AZULAY_MAX_PASSES,
+                   min_black: int = AZULAY_MIN_BLACK) -> torch.Tensor:
+    """The original's ``inpainting``: ``images`` (N, 3, H, W) float, ``mask`` (N, H, W) bool (the
+    pasted rectangle). Returns the filled images in ``images``' dtype."""
+    if images.dim() != 4 or mask.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(f"expected images (N, C, H, W) and mask (N, H, W), got {tuple(images.shape)} and {tuple(mask.shape)}")
+    k = torch.as_tensor(binomial_kernel(AZULAY_TAPS), dtype=torch.float64, device=images.device)
+    x = images.to(torch.float64)
+    m = mask[:, None].to(torch.float64)
+    active = (x.sum(dim=1) == 0).flatten(1).sum(dim=1) > min_black
+    for _ in range(max_passes):
+        if not bool(active.any()):
+            break
+        blurred = _azulay_blur(torch.cat([x * m, m], dim=1), k)
+        num, den = blurred[:, :3], blurred[:, 3:]
+        filled = m * x + (1 - m) * (num / (den + (den == 0).to(den.dtype)))
+        on = active[:, None, None, None]
+        x = torch.where(on, filled, x)
+        m = torch.where(on, (x.sum(dim=1, keepdim=True) != 0).to(m.dtype), m)
+        active = active & ((x.sum(dim=1) == 0).flatten(1).sum(dim=1) > min_black)
+    return x.to(images.dtype)

@@ -1,4 +1,5 @@
-"""Transformation protocols of docs/protocols.md section 2: a registry of names to view builders.
+"""Transformation protocols of docs/protocols.md section 2 and the paper presets of
+docs/literature.md: the view builders of the protocols in ``biasprobe.invariance.catalogue``.
 
 Each protocol turns one 8-bit RGB image into an ordered list of views ``x_0 .. x_T`` as a
 uint8 tensor ``(T + 1, 3, S, S)`` (pixels before normalisation), plus, for canvas protocols,
@@ -6,82 +7,55 @@ the pasted rectangle of each view (the inpainting mask ``M``: geometry, not pixe
 Views are built on tensors: one resize per image (``crop``, ``circular``, ``zhang``,
 ``black``, ``inpaint``) or one per scale step (``scale``), then slices, rolls and pastes.
 
-``get_protocol(name)`` / ``list_protocols()`` / ``parse_protocols("crop,black")`` work like
-the model registry.
+The registry itself (names, descriptions, flags, definitions: ``get_protocol(name)``,
+``list_protocols()``, ``parse_protocols("crop,black")``) is ``biasprobe.invariance.catalogue``,
+which imports no torch; its names are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-from biasprobe.core.errors import InputError
-from biasprobe.core.preprocessing import Preprocessing
-from biasprobe.core.rounding import rnd
-from biasprobe.data.transforms import centre_crop, resize_longer, resize_shorter
+from biasprobe.data.transforms import centre_crop, resize_longer, resize_shorter, resize_to
+from biasprobe.invariance.catalogue import (
+    AZULAY_CROP_MARGIN,
+    AZULAY_PAIRS,
+    MIN_SIDE,
+    ZHANG_DIAGONAL_VIEWS,
+    ZHANG_DRAW,
+    ZHANG_MARGIN,
+    Protocol,
+    ProtocolParams,
+    azulay_canvas_start,
+    azulay_embed_size,
+    azulay_scale_sides,
+    get_protocol,
+    list_protocols,
+    parse_protocols,
+    register_protocol,
+    zhang_offsets,
+)
 
 __all__ = [
     "MIN_SIDE",
     "Protocol",
     "ProtocolParams",
     "Views",
+    "azulay_crop_box",
+    "build_views",
     "get_protocol",
     "list_protocols",
     "parse_protocols",
     "register_protocol",
+    "torchvision_centre_crop",
+    "torchvision_resize_shorter",
     "zhang_offsets",
 ]
-
-MIN_SIDE = 8
-"""Images with a side below this many pixels are skipped (too small to resize meaningfully)."""
-
-
-@dataclass(frozen=True)
-class ProtocolParams:
-    """Geometry shared by the protocols: ``m``, ``E``, ``S``, zhang pairs and the run seed."""
-
-    max_shift: int
-    embed_size: int
-    input_size: int
-    pairs_per_image: int = 5
-    run_seed: int = 0
-
-    @classmethod
-    def for_model(
-        cls,
-        preprocessing: Preprocessing,
-        *,
-        max_shift: int | None = None,
-        embed_size: int | None = None,
-        pairs_per_image: int = 5,
-        run_seed: int = 0,
-    ) -> ProtocolParams:
-        """Defaults from the model: ``m`` = its max_shift, ``E = rnd(0.75 * S)``."""
-        return cls(
-            max_shift=preprocessing.max_shift if max_shift is None else int(max_shift),
-            embed_size=rnd(0.75 * preprocessing.input_size) if embed_size is None else int(embed_size),
-            input_size=preprocessing.input_size,
-            pairs_per_image=int(pairs_per_image),
-            run_seed=int(run_seed),
-        )
-
-    @property
-    def crop_size(self) -> int:
-        """``B = S + m``: the square the ``crop`` and ``zhang`` windows slide in."""
-        return self.input_size + self.max_shift
-
-    @property
-    def canvas_offset(self) -> int:
-        """``o = (S - E - m) // 2`` of the ``black`` protocol."""
-        return (self.input_size - self.embed_size - self.max_shift) // 2
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Views:
@@ -96,83 +70,9 @@ class Views:
 ViewBuilder = Callable[[Image.Image, str, ProtocolParams], Views]
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """A name users can type, what it does and how its views are built."""
-
-    name: str
-    description: str
-    build: ViewBuilder
-    paired: bool = False
-    """True for ``zhang``: views come in independent pairs (2i, 2i+1), not a sequence."""
-    needs_canvas: bool = False
-    """True when the protocol pastes the image at size <= E + m on the S x S canvas."""
-    fill: bool = False
-    """True for ``inpaint``: the background is filled on tensors before the forward pass."""
-
-    def n_views(self, params: ProtocolParams) -> int:
-        """Number of views per image."""
-        return 2 * params.pairs_per_image if self.paired else params.max_shift + 1
-
-    def offsets(self, image_id: str, params: ProtocolParams) -> tuple[np.ndarray, np.ndarray]:
-        """Per view (dx, dy): the shift, the window corner (zhang) or the pasted size (scale)."""
-        if self.paired:
-            pairs = zhang_offsets(image_id, params)  # (P, 4): h1, w1, h2, w2
-            dy = pairs[:, [0, 2]].reshape(-1)
-            dx = pairs[:, [1, 3]].reshape(-1)
-            return dx.astype(np.int64), dy.astype(np.int64)
-        steps = np.arange(params.max_shift + 1, dtype=np.int64)
-        if self.name == "scale":
-            steps = steps + params.embed_size
-        return steps, steps.copy()
-
-    def check(self, params: ProtocolParams) -> None:
-        """Raise InputError when the parameters do not fit this protocol."""
-        s, e, m = params.input_size, params.embed_size, params.max_shift
-        if m < 1:
-            raise InputError(f"--max-shift must be at least 1 (one pair of views), got {m}")
-        if self.paired and params.pairs_per_image < 1:
-            raise InputError(f"--pairs-per-image must be at least 1, got {params.pairs_per_image}")
-        if self.needs_canvas:
-            if e < 1:
-                raise InputError(f"--embed-size must be at least 1, got {e}")
-            if e + m > s:
-                raise InputError(
-                    f"protocol {self.name!r} needs embed size + max shift <= input size, got "
-                    f"{e} + {m} > {s}; lower --embed-size or --max-shift"
-                )
-
-
-_PROTOCOLS: dict[str, Protocol] = {}
-
-
-def register_protocol(protocol: Protocol) -> Protocol:
-    """Add a protocol to the registry."""
-    if protocol.name in _PROTOCOLS:
-        raise ValueError(f"protocol {protocol.name!r} registered twice")
-    _PROTOCOLS[protocol.name] = protocol
-    return protocol
-
-
-def get_protocol(name: str) -> Protocol:
-    """The protocol called ``name``, or an InputError listing what exists."""
-    if name not in _PROTOCOLS:
-        raise InputError(f"unknown protocol {name!r}; known: {', '.join(_PROTOCOLS)}")
-    return _PROTOCOLS[name]
-
-
-def list_protocols() -> list[Protocol]:
-    """Every protocol, in registration order."""
-    return list(_PROTOCOLS.values())
-
-
-def parse_protocols(spec: str | Sequence[str]) -> list[Protocol]:
-    """``"crop,black"`` (or a list of names) -> protocols, duplicates removed, order kept."""
-    names = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = [n.strip() for n in names if n.strip()]
-    if not names:
-        raise InputError(f"no protocol given; choose from {', '.join(_PROTOCOLS)}")
-    return [get_protocol(n) for n in dict.fromkeys(names)]
+def build_views(protocol: Protocol, img: Image.Image, image_id: str, params: ProtocolParams) -> Views:
+    """The views of one image under ``protocol`` (``Protocol.build`` calls this)."""
+    return _BUILDERS[protocol.name](img, image_id, params)
 
 
 def _chw(img: Image.Image) -> torch.Tensor:
@@ -197,13 +97,6 @@ def _build_crop(img: Image.Image, _image_id: str, params: ProtocolParams) -> Vie
     # Diagonal windows as a strided view of the square: no copy, and only the (3, B, B)
     # square crosses from the worker to the main process (one copy, into the batch).
     return Views(square.as_strided((params.max_shift + 1, 3, size, size), (row + col, c, row, col)))
-
-
-def zhang_offsets(image_id: str, params: ProtocolParams) -> np.ndarray:
-    """(P, 4) int array of ``h1, w1, h2, w2`` per pair, drawn per image from its id and the seed."""
-    rng = np.random.default_rng([params.run_seed, int(image_id[:8], 16)])
-    m = params.max_shift
-    return np.stack([rng.integers(0, m + 1, size=4) for _ in range(params.pairs_per_image)])
 
 
 def _build_zhang(img: Image.Image, image_id: str, params: ProtocolParams) -> Views:
@@ -249,9 +142,119 @@ def _build_scale(img: Image.Image, _image_id: str, params: ProtocolParams) -> Vi
     return Views(pixels, mask)
 
 
-register_protocol(Protocol("crop", "diagonal 1-pixel shifts of an S x S window in the (S + m) square: content only (the paper's Crop)", _build_crop))
-register_protocol(Protocol("black", "the image (longer side E) pasted on a black S x S canvas, moved diagonally 1 pixel per view (the paper's Black)", _build_black, needs_canvas=True))
-register_protocol(Protocol("inpaint", "as black, with the background filled by normalised convolution (13-tap binomial)", _build_black, needs_canvas=True, fill=True))
-register_protocol(Protocol("scale", "the image pasted centred on a black canvas, longer side E, E + 1, ..., E + m", _build_scale, needs_canvas=True))
-register_protocol(Protocol("circular", "the S x S centre crop rolled diagonally with wrap-around (an upper bound)", _build_circular))
-register_protocol(Protocol("zhang", "random pairs of S x S windows in the (S + m) square, seeded per image (Zhang 2019)", _build_zhang, paired=True))
+
+
+# The paper presets (docs/literature.md): the geometry of the original code, on the same uint8
+# transport. Their canvases carry the pasted rectangle as the mask; the fill named in the
+# catalogue ("mean", "azulay2019") is applied on tensors before the forward pass (views.py).
+
+
+def _diagonal(square: torch.Tensor, start: int, n: int, size: int) -> torch.Tensor:
+    """``n`` S x S windows of a (3, B, B) tensor at (start + t, start + t), as a strided view (no copy)."""
+    c, row, col = square.stride()
+    return square.as_strided((n, 3, size, size), (row + col, c, row, col), square.storage_offset() + start * (row + col))
+
+
+def torchvision_resize_shorter(img: Image.Image, size: int) -> Image.Image:
+    """torchvision ``Resize(size)`` on a PIL image: the shorter side becomes ``size``, the longer
+    ``int(size * long / short)`` (truncated), Pillow bilinear."""
+    w, h = img.size
+    new = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    return resize_to(img, new)
+
+
+def torchvision_centre_crop(img: Image.Image, size: int) -> Image.Image:
+    """torchvision ``CenterCrop(size)`` on a PIL image at least ``size`` a side: the corner is
+    ``int(round((W - size) / 2.0))`` (Python's round, half to even)."""
+    w, h = img.size
+    top, left = round((h - size) / 2.0), round((w - size) / 2.0)  # torchvision's int(round(.)): half to even
+    return img.crop((left, top, left + size, top + size))
+
+
+def azulay_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The crop ``RandomResizedCrop(size, scale=(1, 1))`` takes (left, top, right, bottom).
+
+    With the whole area asked for, a random attempt succeeds only when its aspect ratio is the
+    image's own (the whole image, rarely one pixel short); otherwise torchvision falls back to
+    the central crop with the aspect ratio clamped to [3/4, 4/3]. The preset takes that crop.
+    """
+    lo, hi = 3.0 / 4.0, 4.0 / 3.0
+    ratio = float(width) / float(height)
+    if ratio < lo:
+        w, h = width, round(width / lo)  # torchvision's int(round(.)): half to even
+    elif ratio > hi:
+        w, h = round(height * hi), height
+    else:
+        w, h = width, height
+    top, left = (height - h) // 2, (width - w) // 2
+    return left, top, left + w, top + h
+
+
+def _azulay_square(img: Image.Image, side: int) -> torch.Tensor:
+    """The Azulay crop squashed to ``side x side`` (crop, then Pillow bilinear, as ``resized_crop``)."""
+    return _chw(resize_to(img.crop(azulay_crop_box(*img.size)), (side, side)))
+
+
+def _build_azulay_crop(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
+    s = params.input_size
+    b = s + AZULAY_CROP_MARGIN
+    start = int((b - s - 1) / 2) - AZULAY_PAIRS // 2
+    return Views(_diagonal(_azulay_square(img, b), start, AZULAY_PAIRS + 1, s))
+
+
+def _build_azulay_canvas(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
+    s, n = params.input_size, AZULAY_PAIRS + 1
+    patch = _azulay_square(img, azulay_embed_size(s))
+    start = azulay_canvas_start(s, patch.shape[1])
+    pixels = torch.zeros((n, 3, s, s), dtype=torch.uint8)
+    mask = torch.zeros((n, s, s), dtype=torch.bool)
+    for t in range(n):
+        _paste(pixels, mask, t, patch, start + t, start + t)
+    return Views(pixels, mask)
+
+
+def _build_azulay_scale(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
+    s = params.input_size
+    sides = azulay_scale_sides(s)
+    pixels = torch.zeros((len(sides), 3, s, s), dtype=torch.uint8)
+    mask = torch.zeros((len(sides), s, s), dtype=torch.bool)
+    for t, side in enumerate(sides):
+        at = int((s - side - 1) / 2)  # the black branch's centre position for an image of this side
+        _paste(pixels, mask, t, _azulay_square(img, side), at, at)
+    return Views(pixels, mask)
+
+
+def _zhang2019_square(img: Image.Image, params: ProtocolParams) -> torch.Tensor:
+    b = params.input_size + ZHANG_MARGIN
+    return _chw(torchvision_centre_crop(torchvision_resize_shorter(img, b), b))
+
+
+def _build_zhang2019(img: Image.Image, image_id: str, params: ProtocolParams) -> Views:
+    square = _zhang2019_square(img, params)
+    corners = []
+    for h1, w1, h2, w2 in zhang_offsets(image_id, params, high=ZHANG_DRAW).tolist():
+        corners += [(h1, w1), (h2, w2)]
+    return Views(_windows(square, corners, params.input_size))
+
+
+def _build_zhang2019_diagonal(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
+    return Views(_diagonal(_zhang2019_square(img, params), 0, ZHANG_DIAGONAL_VIEWS, params.input_size))
+
+
+_BUILDERS: dict[str, ViewBuilder] = {
+    "crop": _build_crop,
+    "black": _build_black,
+    "inpaint": _build_black,
+    "scale": _build_scale,
+    "circular": _build_circular,
+    "zhang": _build_zhang,
+    "zhang2019": _build_zhang2019,
+    "zhang2019-diagonal": _build_zhang2019_diagonal,
+    "azulay2019-crop": _build_azulay_crop,
+    "azulay2019-black": _build_azulay_canvas,
+    "azulay2019-inpaint": _build_azulay_canvas,
+    "azulay2019-scale": _build_azulay_scale,
+}
+_missing = [p.name for p in list_protocols(presets=True) if p.name not in _BUILDERS]
+if _missing:  # the catalogue is the one list of names; every entry needs its builder here
+    raise RuntimeError(f"protocols without a view builder: {', '.join(_missing)}")

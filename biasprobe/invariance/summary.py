@@ -10,6 +10,7 @@ import pandas as pd
 
 from biasprobe.analysis import Estimate, group_stats, prediction_spread
 from biasprobe.core.records import JsonRecord
+from biasprobe.invariance.catalogue import list_protocols
 
 __all__ = ["InvarianceSummary", "summarise"]
 
@@ -26,8 +27,11 @@ def summarise(
     The figures are ``analysis.group_stats`` (docs/protocols.md sections 3 and 5): P(change) =
     sum(flips) / sum(pairs), MAC = mean of all per-pair changes, bootstrap CIs over images.
     ``constant_predictions`` flags (nearly) constant answers (section 3.4; ``modal_share`` is the
-    share of the answers that are the most common class).
+    share of the answers that are the most common class). ``definition`` and ``source`` name the
+    definition that produced the figures: ``biasprobe`` (docs/protocols.md) or a paper preset
+    (docs/literature.md).
     """
+    catalogue = {p.name: p for p in list_protocols(presets=True)}
     spread = {s.protocol: s for s in prediction_spread(images, views)}
     out: dict[str, dict[str, Any]] = {}
     for name in protocols:
@@ -42,6 +46,8 @@ def summarise(
             "accuracy": accuracy.value if known else None, "accuracy_ci": _ci(accuracy) if known else None,
             "constant_predictions": bool(name in spread and spread[name].constant),
             "modal_share": spread[name].modal_share if name in spread else None,
+            "definition": catalogue[name].definition if name in catalogue else None,
+            "source": catalogue[name].source if name in catalogue else None,
         }  # fmt: skip
     return out
 

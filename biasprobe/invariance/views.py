@@ -5,7 +5,9 @@ one uint8 tensor ``(V, C, S, S)``. C is 3, or 4 when a protocol fills its backgr
 (``inpaint``): channel 3 is then the pasted rectangle (255 inside), the inpainting mask.
 ``views_to_input`` runs in the main process, on the device the views were moved to as uint8:
 uint8 views -> the model's normalised float input, with the background of filling protocols
-inpainted first (docs/protocols.md section 2).
+filled (docs/protocols.md section 2; the presets' fills, docs/literature.md): inpainted before
+normalisation (``inpaint``, ``azulay2019``), or set to exactly 0 after it (``mean``: the
+originals' zero canvas, the model's mean colour, which no 8-bit value gives exactly).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from biasprobe.core.errors import InputError
 from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.data.sources import ImageRecord
 from biasprobe.data.transforms import normalise
-from biasprobe.invariance.inpaint import inpaint_fill, mask_to_rects
-from biasprobe.invariance.protocols import MIN_SIDE, ProtocolParams, get_protocol
+from biasprobe.invariance.catalogue import MIN_SIDE, ProtocolParams, get_protocol
+from biasprobe.invariance.inpaint import azulay_inpaint, inpaint_fill, mask_to_rects
 
 __all__ = ["prepare_views", "views_to_input"]
 
@@ -47,14 +49,24 @@ def prepare_views(
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
-def views_to_input(pixels: torch.Tensor, fill: Sequence[bool], preprocessing: Preprocessing) -> torch.Tensor:
+def views_to_input(pixels: torch.Tensor, fill: Sequence[bool | str], preprocessing: Preprocessing) -> torch.Tensor:
     """uint8 views (n, C, S, S) -> normalised float32 (n, 3, S, S) in channels_last, on the views' device.
 
-    ``fill[i]`` says whether view i's background is inpainted (its channel 3 is the mask).
+    ``fill[i]`` says how view i's background is filled (its channel 3 is the mask): one of the
+    catalogue's ``FILLS`` (``""`` or False: not at all; True means ``"inpaint"``).
     """
+    kinds = ["inpaint" if f is True else (f or "") for f in fill]
     # channels_last from the start (cheap on uint8); later steps keep the layout.
     x = pixels[:, :3].contiguous(memory_format=torch.channels_last).float().div_(255.0)
-    if any(fill):
-        rows = torch.tensor([i for i, f in enumerate(fill) if f], device=pixels.device)  # no mask indexing: no device sync
-        x[rows] = inpaint_fill(x[rows], mask_to_rects(pixels[rows, 3] > 0))
-    return normalise(x, preprocessing.mean, preprocessing.std)
+    if any(kinds):
+        rows = {kind: torch.tensor([i for i, k in enumerate(kinds) if k == kind], device=pixels.device)
+                for kind in set(kinds) if kind}  # no mask indexing: no device sync
+        if "inpaint" in rows:
+            x[rows["inpaint"]] = inpaint_fill(x[rows["inpaint"]], mask_to_rects(pixels[rows["inpaint"], 3] > 0))
+        if "azulay2019" in rows:
+            x[rows["azulay2019"]] = azulay_inpaint(x[rows["azulay2019"]], pixels[rows["azulay2019"], 3] > 0)
+    out = normalise(x, preprocessing.mean, preprocessing.std)
+    if "mean" in kinds:
+        inside = pixels[rows["mean"], 3:4] > 0
+        out[rows["mean"]] = torch.where(inside, out[rows["mean"]], torch.zeros((), dtype=out.dtype, device=out.device))
+    return out

@@ -131,7 +131,7 @@ class _Engine:
             if task.done == task.features.shape[0]:
                 self.finished.append(task)
 
-    def _forward(self, pixels: list[torch.Tensor], fill: list[bool]) -> np.ndarray:
+    def _forward(self, pixels: list[torch.Tensor], fill: list[str]) -> np.ndarray:
         """uint8 views (pieces of (n, C, S, S)) -> every probe's vector, concatenated, float32
         (n, width); the views travel to the device as uint8 and are converted there."""
         with torch.inference_mode():

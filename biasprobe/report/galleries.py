@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from biasprobe.analysis import PAIRED_PROTOCOLS
 from biasprobe.report import figures
 from biasprobe.report.formatting import fmt, path_parts
 from biasprobe.report.inputs import ReportInputs
@@ -53,7 +54,7 @@ def _card(row: Mapping[str, Any], scores_by_id: Mapping[str, Mapping[str, Any]],
             nt = thumb(str(p), True)
             neighbours.append({"path": str(p), "dist": fmt(d), "uri": nt.uri, "error": nt.error})
     curve = ""
-    if not views.empty and row["protocol"] != "zhang":  # zhang views are random pairs, not a sequence
+    if not views.empty and row["protocol"] not in PAIRED_PROTOCOLS:  # zhang views are random pairs, not a sequence
         v = views[(views["image_id"] == row["image_id"]) & (views["protocol"] == row["protocol"])]
         if len(v) >= 2 and "p_k0" in v.columns and "top1" in v.columns:
             curve = figures.shift_curve(v)

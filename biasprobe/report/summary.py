@@ -68,5 +68,16 @@ def protocol_rows(results: Iterable[an.ProtocolAnalysis], spreads: Spreads | Non
             "consistency": fmt(1 - o.p_change.value),
             "accuracy": fmt(o.accuracy.value, 2), "accuracy_ci": fmt_ci(o.accuracy.ci_low, o.accuracy.ci_high, 2),
             "flag": flag_text((spreads or {}).get((r.model, r.protocol))),
+            "definition": definition_text(r.protocol),
         })
     return rows
+
+
+def definition_text(protocol: str) -> str:
+    """Beside a paper preset's figures: the definition that produced them ('' for biasprobe's own)."""
+    from biasprobe.invariance.catalogue import BIASPROBE, list_protocols
+
+    known = {p.name: p for p in list_protocols(presets=True)}
+    if protocol not in known or known[protocol].definition == BIASPROBE:
+        return ""
+    return f"{known[protocol].definition} preset: {known[protocol].source} (docs/literature.md)"
