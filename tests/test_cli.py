@@ -55,7 +55,7 @@ def test_version_and_help_import_no_library_stage() -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-LIGHT_ANSWERS = [[name, "--help"] for name in CONTRACT if name not in ("invariance", "layers")] + [["index", "build", "--help"], ["models"]]
+LIGHT_ANSWERS = [[name, "--help"] for name in CONTRACT] + [["index", "build", "--help"], ["models"]]
 
 
 @pytest.mark.parametrize("argv", LIGHT_ANSWERS, ids=" ".join)
