@@ -12,7 +12,8 @@ here; the modules may move.
 - ``tables``: tables over every (model, protocol): protocols, fixes, headline figures;
 - ``degenerate``: models whose predictions are (nearly) constant;
 - ``verdict``: the plain-language verdict of one protocol's analysis;
-- ``shift_distance``: P(top-1 differs) between views d steps apart, from a views table.
+- ``shift_distance``: P(top-1 differs) between views d steps apart, from a views table;
+- ``models_compare``: several models on the same images: accuracy, P(top-1 change), consistency.
 """
 
 from biasprobe.analysis.bins import assign_bins, assign_halves, decile_table, halves_table
@@ -27,6 +28,7 @@ from biasprobe.analysis.degenerate import (
 )
 from biasprobe.analysis.groups import NAN_ESTIMATE, GroupStats, group_stats
 from biasprobe.analysis.join import join_scores
+from biasprobe.analysis.models_compare import accuracy_consistency_answer, compare_model_tables
 from biasprobe.analysis.order import PROTOCOL_ORDER, protocol_order, rank_order
 from biasprobe.analysis.protocol import ProtocolAnalysis, analyse, analyse_protocol
 from biasprobe.analysis.shift_distance import PAIRED_PROTOCOLS, shift_distance
@@ -43,8 +45,8 @@ from biasprobe.analysis.verdict import verdict
 
 __all__ = [
     "CONSTANT_SHARE", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PAIRED_PROTOCOLS", "PROTOCOL_ORDER", "Estimate", "GroupStats",
-    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "analyse", "analyse_protocol", "assign_bins",
-    "assign_halves", "compare_models", "constant_predictions", "correct_mask", "decile_table", "group_stats",
+    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "accuracy_consistency_answer", "analyse", "analyse_protocol",
+    "assign_bins", "assign_halves", "compare_model_tables", "compare_models", "constant_predictions", "correct_mask", "decile_table", "group_stats",
     "halves_table", "join_scores", "logistic_control", "mean_estimate", "model_warnings", "prediction_spread", "protocol_figures",
     "protocol_order", "protocol_table", "rank_order", "ratio_estimate", "shift_distance", "spearman_estimate", "verdict",
 ]  # fmt: skip
