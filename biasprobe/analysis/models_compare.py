@@ -103,10 +103,10 @@ def accuracy_consistency_answer(table: pd.DataFrame, protocol: str) -> str:
         return f"{lead} The models are equally accurate on these images, so the question has no answer here {order}."
     if concordant == compared:
         answer = "Yes" + (": the more accurate model changes its top-1 less" if compared == 1 else
-                          f": in all {compared} pairs of models of different accuracy the more accurate one changes its top-1 less")
+                          f": in {_all(compared)} pairs of models of different accuracy the more accurate one changes its top-1 less")
     elif discordant == compared:
         answer = "No, the reverse" + (": the more accurate model changes its top-1 more" if compared == 1 else
-                                      f": in all {compared} pairs the more accurate model changes its top-1 more")
+                                      f": in {_all(compared)} pairs the more accurate model changes its top-1 more")
     else:
         answer = (f"Not consistently: of {compared} pairs of models of different accuracy, the more accurate one changes "
                   f"its top-1 less in {concordant}, more in {discordant}" + (f" and as often in {tied}" if tied else ""))
@@ -116,6 +116,10 @@ def accuracy_consistency_answer(table: pd.DataFrame, protocol: str) -> str:
     else:
         caveat = f"{apart} of the {compared} pairs have 95% CIs of P(top-1 change) that do not overlap"
     return f"{lead} {answer} {order}; {caveat}."
+
+
+def _all(count: int) -> str:
+    return "both" if count == 2 else f"all {count}"
 
 
 def _ranking(rows: pd.DataFrame, column: str, *, ascending: bool) -> str:

@@ -17,6 +17,7 @@ from biasprobe.report.analysed import AnalysedInputs, analyse_inputs
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
 from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.models import NO_MODELS
 from biasprobe.report.positions import NO_POSITIONS
 
 __all__ = ["build_context", "build_supplement"]
@@ -63,6 +64,7 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
                        provenance.analysis_provenance(seed=seed, command=command)],
         "supplements": [],
         "positions": dict(NO_POSITIONS),  # filled by render.write_report when positions tables are given
+        "models": dict(NO_MODELS),  # filled by render.write_report when several models' tables are given
     }
 
 

@@ -92,13 +92,15 @@ def write_report(
     seed: int = 0,
     command: list[str] | None = None,
     layers: Sequence[str | Path] = (),
+    models: Sequence[str | Path] = (),
 ) -> Path:
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
 
     ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary;
     ``supplements`` (further image sets, e.g. real photos) after the galleries; ``positions``
     (outputs of ``biasprobe positions``, baseline first) the maps over the frame; ``layers`` (outputs
-    of 'biasprobe layers') feed the section on where in the network invariance is lost.
+    of 'biasprobe layers') feed the section on where in the network invariance is lost; ``models``
+    (outputs of 'biasprobe invariance' of several models on the same images) the model comparison.
     """
     inputs = load_inputs(
         scores, list(invariance_files), index=index, boxes_train=boxes_train, boxes_test=boxes_test,
@@ -111,6 +113,10 @@ def write_report(
         from biasprobe.report.positions import positions_section
 
         context["positions"] = positions_section(positions, index=index, boxes_train=boxes_train, seed=seed)
+    if models:
+        from biasprobe.report.models import models_section
+
+        context["models"] = models_section(models, seed=seed)
     context["supplements"] = []
     for sup in supplements:
         sup_inputs = load_inputs(None, list(sup.invariance_files), images_root=sup.images_root)
