@@ -86,8 +86,9 @@ def models_figure(table: pd.DataFrame) -> str:
     return figure_uri(fig)
 
 
-def models_section(files: Sequence[str | Path], *, seed: int = 0) -> dict[str, object]:
-    """The section's values: a row per model and protocol, an answer per protocol, the figure."""
+def models_section(files: Sequence[str | Path], *, seed: int = 0, note: str = "") -> dict[str, object]:
+    """The section's values: a row per model and protocol, an answer per protocol, the figure;
+    ``note``, when given, is said before the computed notes."""
     if not files:
         return dict(NO_MODELS)
     tables = _labelled(files)
@@ -103,7 +104,7 @@ def models_section(files: Sequence[str | Path], *, seed: int = 0) -> dict[str, o
     measured = {name: sorted(set(frame["protocol"].astype(str))) for name, frame in tables}
     extra = {name: [p for p in found if p not in protocols] for name, found in measured.items()}
     dropped = table.groupby("model", sort=False)["dropped"].max()
-    notes = [f"Compared under the protocols every model measured: {', '.join(protocols)}."]
+    notes = [*([note] if note else []), f"Compared under the protocols every model measured: {', '.join(protocols)}."]
     if any(extra.values()):
         notes.append("Measured by some models only (not compared): " + "; ".join(
             f"{name}: {', '.join(found)}" for name, found in extra.items() if found) + ".")

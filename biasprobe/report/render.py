@@ -93,6 +93,7 @@ def write_report(
     command: list[str] | None = None,
     layers: Sequence[str | Path] = (),
     models: Sequence[str | Path] = (),
+    models_note: str = "",
 ) -> Path:
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
 
@@ -100,7 +101,8 @@ def write_report(
     ``supplements`` (further image sets, e.g. real photos) after the galleries; ``positions``
     (outputs of ``biasprobe positions``, baseline first) the maps over the frame; ``layers`` (outputs
     of 'biasprobe layers') feed the section on where in the network invariance is lost; ``models``
-    (outputs of 'biasprobe invariance' of several models on the same images) the model comparison.
+    (outputs of 'biasprobe invariance' of several models on the same images) the model comparison,
+    ``models_note`` a line said first there (which images, which protocols and why).
     """
     inputs = load_inputs(
         scores, list(invariance_files), index=index, boxes_train=boxes_train, boxes_test=boxes_test,
@@ -116,7 +118,7 @@ def write_report(
     if models:
         from biasprobe.report.models import models_section
 
-        context["models"] = models_section(models, seed=seed)
+        context["models"] = models_section(models, seed=seed, note=models_note)
     context["supplements"] = []
     for sup in supplements:
         sup_inputs = load_inputs(None, list(sup.invariance_files), images_root=sup.images_root)
