@@ -78,7 +78,7 @@ def accuracy_consistency_answer(table: pd.DataFrame, protocol: str) -> str:
     if rows.empty:
         raise InputError(f"no models were compared under {protocol!r}")
     n = int(rows["n"].iloc[0])
-    measure = "consistency" if protocol in PAIRED_PROTOCOLS else "1 - P(top-1 change)"
+    measure = "consistency" if protocol in PAIRED_PROTOCOLS else "P(top-1 change)"
     lead = f"Under {protocol} ({len(rows)} models, {n} images each): are more accurate models more consistent here?"
     known = rows[rows["accuracy"].notna()]
     if len(known) < 2:
