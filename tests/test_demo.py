@@ -30,14 +30,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
 def test_quick_demo_writes_report_and_summary(demo_run) -> None:
     out, run = demo_run
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "[1/19] write the photographer's-bias world" in run.stdout
+    assert "[1/22] write the photographer's-bias world" in run.stdout
     numbered = [line for line in run.stdout.splitlines() if line.startswith("[")]
-    assert numbered[-1].startswith("[19/19] write the HTML report (at ")  # the counter reaches its total
-    assert [line.split("]")[0] for line in numbered] == [f"[{i}/19" for i in range(1, 20)]
+    assert numbered[-1].startswith("[22/22] write the HTML report (at ")  # the counter reaches its total
+    assert [line.split("]")[0] for line in numbered] == [f"[{i}/22" for i in range(1, 23)]
     assert "min left)" in numbered[-2] or "under a minute left)" in numbered[-2]
     assert f"report: {out}/report.html" in run.stdout
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) >= {"world", "photos", "positions", "layers", "provenance"}
+    assert set(summary) >= {"world", "photos", "positions", "layers", "models", "provenance"}
     variants = summary["world"]["world_vgg"]
     assert set(variants) == {"baseline", "augmented", "antialiased"}
     for figures in variants.values():
@@ -62,7 +62,21 @@ def test_quick_demo_writes_report_and_summary(demo_run) -> None:
         assert block["rho_density_accuracy_ci"] is not None and block["rho_density_instability"] is not None
     photo_block = positions["photos"]["efficientnet_lite0"]
     assert photo_block["n"] == 9 and photo_block["rho_density_accuracy"] is None
+    compared = summary["models"]["photos"]
+    assert compared["protocols"] == ["crop", "zhang"] and set(compared["answers"]) == {"crop", "zhang"}
+    assert list(compared["figures"]) == ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    for model, protocols in compared["figures"].items():
+        zhang = protocols["zhang"]
+        assert zhang["n"] == 9 and zhang["consistency"] == pytest.approx(1 - zhang["p_change"])
+        assert protocols["crop"]["consistency"] is None
+        assert zhang["accuracy_ci"][0] <= zhang["accuracy"] <= zhang["accuracy_ci"][1]
+        # accuracy x0 on the seven labelled photos: a sevenths fraction (tests/test_models.py has each model's misses)
+        sevenths = protocols["crop"]["accuracy"] * 7
+        assert sevenths == pytest.approx(round(sevenths)) and 3 <= round(sevenths) <= 7, model
+    assert "are more accurate models more consistent here?" in compared["answers"]["zhang"]
     html = (out / "report.html").read_text()
+    assert '<section id="models">' in html and "measured under crop and zhang only" in html
+    assert compared["answers"]["zhang"].split("?")[0] in html
     assert '<section id="positions">' in html and html.count('<td class="l model">world_vgg') >= 3
     assert "Where in the network invariance is lost" in html and "world_vgg: under crop, instability goes from" in html
     assert "Real photos: efficientnet_lite0" in html and "coffee.png" in html
@@ -90,7 +104,8 @@ def test_interrupted_demo_resumes_from_finished_steps(demo_run) -> None:
     again = _demo(out)
     assert again.returncode == 0, again.stderr[-3000:]
     kept = [line for line in again.stdout.splitlines() if "already done, kept" in line]
-    assert len(kept) == 17 and "[8/19] invariance of world_vgg (augmented) on every protocol (at" in again.stdout
+    assert len(kept) == 20 and "[8/22] invariance of world_vgg (augmented) on every protocol (at" in again.stdout
     after = json.loads((out / "summary.json").read_text())
     assert after["world"] == before["world"] and after["photos"] == before["photos"]
     assert after["positions"] == before["positions"] and after["layers"] == before["layers"]
+    assert after["models"] == before["models"]

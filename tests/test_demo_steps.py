@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from biasprobe.demo.pipeline import VARIANTS, DemoPlan, demo_steps
+from biasprobe.demo.pipeline import COMPARE_MODELS, VARIANTS, DemoPlan, demo_steps
 from biasprobe.demo.steps import DemoSteps, Step, time_left
 
 
@@ -15,7 +15,8 @@ def test_the_plan_counts_the_steps_that_run(quick: bool) -> None:
     plan = DemoPlan.make(quick=quick)
     steps = demo_steps(plan)
     per_arch = 4 * len(VARIANTS) + 1 + 1  # train, invariance, positions and layers of each variant; index, score
-    assert len(steps) == 1 + per_arch * len(plan.archs) + 3 + 1 == (19 if quick else 33)  # photos: invariance, positions, layers
+    # photos: invariance, the three models compared, positions, layers
+    assert len(steps) == 1 + per_arch * len(plan.archs) + 3 + len(COMPARE_MODELS) + 1 == (22 if quick else 36)
     assert len({s.title for s in steps}) == len(steps)
     assert steps[-1].title == "write the HTML report"
 

@@ -14,7 +14,8 @@ from _typicality_data import write_photo_sets
 
 from biasprobe.cli import main
 from biasprobe.data.sources import bundled_photo_paths
-from biasprobe.models.imagenet import _lite0_weights_path
+from biasprobe.models.catalogue import LITES
+from biasprobe.models.imagenet import _lite_weights_path
 from biasprobe.models.weights import read_state_dict
 
 
@@ -91,7 +92,7 @@ def test_user_errors_are_one_line(cli_index: dict[str, Path], capsys: pytest.Cap
     assert "no images found" in _error(capsys, ["score", "--index", idx, "--images", str(tmp_path / "empty"), "--out", out])
     assert "no images found" in _error(capsys, ["index", "build", "--images", str(tmp_path / "empty"), "--model",
                                                 "efficientnet_lite0", "--out", str(tmp_path / "i2")])
-    state = read_state_dict(_lite0_weights_path())
+    state = read_state_dict(_lite_weights_path(LITES["efficientnet_lite0"]))
     first = next(iter(state))
     state[first] = state[first] + 1e-3  # other weights: the same architecture, a different model
     torch.save(state, tmp_path / "other.pt")

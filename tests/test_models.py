@@ -26,11 +26,18 @@ def _classify(model, record) -> tuple[str, float, torch.Tensor]:
 
 def test_registry_lists_and_resolves_names() -> None:
     names = [e.name for e in list_models()]
-    assert {"efficientnet_lite0", "world_vgg", "world_resnet", "tv:ARCH", "timm:ARCH"} <= set(names)
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "world_vgg", "world_resnet", "tv:ARCH",
+            "timm:ARCH"} <= set(names)
     assert get_entry("tv:resnet18").name == "tv:ARCH"
     assert get_entry("timm:resnet18").name == "timm:ARCH"
     lite = get_entry("efficientnet_lite0").preprocessing
     assert (lite.input_size, lite.mean, lite.crop_pct, lite.max_shift, lite.embed_size) == (224, (0.5,) * 3, 0.875, 32, 168)
+    # timm's pretrained_cfg of tf_efficientnet_lite1/2: 240 px crop_pct 0.882, 260 px crop_pct 0.89
+    lite1, lite2 = get_entry("efficientnet_lite1").preprocessing, get_entry("efficientnet_lite2").preprocessing
+    assert (lite1.input_size, lite1.mean, lite1.std, lite1.crop_pct, lite1.max_shift, lite1.resize_size) == (
+        240, (0.5,) * 3, (0.5,) * 3, 0.882, 34, 272)
+    assert (lite2.input_size, lite2.mean, lite2.std, lite2.crop_pct, lite2.max_shift, lite2.resize_size) == (
+        260, (0.5,) * 3, (0.5,) * 3, 0.89, 37, 292)
     world = get_entry("world_vgg").preprocessing
     assert (world.input_size, world.max_shift, world.embed_size, world.resize_size) == (48, 8, 36, 56)
 
@@ -55,6 +62,70 @@ def test_efficientnet_lite0_classifies_the_bundled_photos(lite0, photos) -> None
     assert cat in {"tiger cat", "Egyptian cat", "tabby"}
     assert lite0.weights_sha256 and len(lite0.weights_sha256) == 64
     assert lite0.embedding_layer == "classifier"
+
+
+# Top-1 on the seven bundled photos with an ImageNet class (data.photos.PHOTO_WNIDS), measured:
+# Lite0 misses chelsea (tiger cat) and grace_hopper (academic gown); Lite1 chelsea (Egyptian cat)
+# and rocket (space shuttle); Lite2 only chelsea (Egyptian cat).
+PHOTO_MISSES = {
+    "efficientnet_lite0": {"chelsea", "grace_hopper"},
+    "efficientnet_lite1": {"chelsea", "rocket"},
+    "efficientnet_lite2": {"chelsea"},
+}
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_efficientnet_lite1_and_lite2_load_by_order_and_shape(name: str) -> None:
+    import timm
+
+    from biasprobe.models.catalogue import LITES
+    from biasprobe.models.imagenet import _lite_weights_path
+    from biasprobe.models.weights import read_state_dict
+
+    lite = LITES[name]
+    state = read_state_dict(_lite_weights_path(lite))
+    own = timm.create_model(lite.arch, pretrained=False).state_dict()
+    assert len(state) == len(own) == 386 and list(state) != list(own)  # other names, same tensors in the same order
+    kept = [k for k in own if not k.endswith("num_batches_tracked")]
+    values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+    assert [v.shape for v in values] == [own[k].shape for k in kept]
+    model = create_model(name)
+    loaded = model.net.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in zip(kept, values, strict=True))
+    assert model.num_classes == 1000 and model.embedding_layer == "classifier"
+    assert model.describe()["config"] == {"architecture": f"timm:{lite.arch}"}
+    with torch.inference_mode():
+        logits, emb = model(torch.zeros(1, 3, lite.preprocessing.input_size, lite.preprocessing.input_size))
+    assert logits.shape == (1, 1000) and emb.shape == (1, 1280)
+
+
+def test_lite_weights_that_do_not_fit_are_refused(tmp_path: Path) -> None:
+    from biasprobe.models.catalogue import LITES
+    from biasprobe.models.imagenet import _lite_weights_path
+    from biasprobe.models.weights import read_state_dict
+
+    lite0 = read_state_dict(_lite_weights_path(LITES["efficientnet_lite0"]))
+    torch.save(lite0, tmp_path / "lite0.pth")
+    with pytest.raises(ModelError, match=r"lite0\.pth do not fit tf_efficientnet_lite1 by order and shape"):
+        create_model("efficientnet_lite1", weights=tmp_path / "lite0.pth")
+
+
+@pytest.mark.parametrize("name", sorted(PHOTO_MISSES))
+def test_efficientnet_lites_top1_on_the_labelled_bundled_photos(name: str, lite0, photos) -> None:
+    from biasprobe.data.photos import PHOTO_WNIDS
+    from biasprobe.models.imagenet import imagenet_wnids
+
+    model = lite0 if name == "efficientnet_lite0" else create_model(name)
+    wnids = imagenet_wnids()
+    hits = {}
+    for record in photos:
+        stem = record.relative.split(".")[0]
+        if stem in PHOTO_WNIDS:
+            top, _, _ = _classify(model, record)
+            hits[stem] = wnids[model.class_names.index(top)] == PHOTO_WNIDS[stem]
+    assert len(hits) == 7
+    assert {stem for stem, hit in hits.items() if not hit} == PHOTO_MISSES[name]
+    assert sum(hits.values()) == {"efficientnet_lite0": 5, "efficientnet_lite1": 5, "efficientnet_lite2": 6}[name]
 
 
 def test_embedding_is_the_input_of_the_last_linear_layer(lite0) -> None:

@@ -13,7 +13,8 @@ here; the modules may move.
 - ``degenerate``: models whose predictions are (nearly) constant;
 - ``verdict``: the plain-language verdict of one protocol's analysis;
 - ``shift_distance``: P(top-1 differs) between views d steps apart, from a views table;
-- ``factors``: human factor annotations (ImageNet-X) joined by file name, per factor figures, the AUC.
+- ``factors``: human factor annotations (ImageNet-X) joined by file name, per factor figures, the AUC;
+- ``models_compare``: several models on the same images: accuracy, P(top-1 change), consistency.
 """
 
 from biasprobe.analysis.bins import assign_bins, assign_halves, decile_table, halves_table
@@ -38,6 +39,7 @@ from biasprobe.analysis.factors import (
 )
 from biasprobe.analysis.groups import NAN_ESTIMATE, GroupStats, group_stats
 from biasprobe.analysis.join import join_scores
+from biasprobe.analysis.models_compare import accuracy_consistency_answer, compare_model_tables
 from biasprobe.analysis.order import PROTOCOL_ORDER, protocol_order, rank_order
 from biasprobe.analysis.protocol import ProtocolAnalysis, analyse, analyse_protocol
 from biasprobe.analysis.shift_distance import PAIRED_PROTOCOLS, shift_distance
@@ -55,9 +57,10 @@ from biasprobe.analysis.verdict import verdict
 __all__ = [
     "CONSTANT_SHARE", "IMAGENET_X", "NAN_ESTIMATE", "N_BOOTSTRAP", "N_PERMUTATIONS", "PAIRED_PROTOCOLS",
     "POSE_SIZE_FACTORS", "PROTOCOL_ORDER", "Estimate", "FactorAnalysis", "FactorTable", "GroupStats",
-    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "analyse", "analyse_factors", "analyse_protocol",
-    "assign_bins", "assign_halves", "auc_estimate", "compare_models", "constant_predictions", "correct_mask",
-    "decile_table", "group_stats", "halves_table", "join_factors", "join_scores", "logistic_control", "mean_estimate",
-    "model_warnings", "prediction_spread", "protocol_figures", "protocol_order", "protocol_table", "rank_order",
-    "ratio_estimate", "read_factors", "shift_distance", "spearman_estimate", "verdict",
+    "LogisticResult", "PredictionSpread", "ProtocolAnalysis", "accuracy_consistency_answer", "analyse",
+    "analyse_factors", "analyse_protocol", "assign_bins", "assign_halves", "auc_estimate", "compare_model_tables",
+    "compare_models", "constant_predictions", "correct_mask", "decile_table", "group_stats", "halves_table",
+    "join_factors", "join_scores", "logistic_control", "mean_estimate", "model_warnings", "prediction_spread",
+    "protocol_figures", "protocol_order", "protocol_table", "rank_order", "ratio_estimate", "read_factors",
+    "shift_distance", "spearman_estimate", "verdict",
 ]  # fmt: skip

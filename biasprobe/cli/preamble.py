@@ -74,7 +74,7 @@ def _check_world(spec: str) -> None:
 def check_paths(args: argparse.Namespace) -> None:
     """Refuse, in one line, a path that cannot work: --out where nothing can be written, and
     inputs that are not there (--images, --weights, --classes, --labels, --boxes, --boxes-train,
-    --boxes-test, --scores, --invariance and --positions of report, --index, --data). Only the file system is
+    --boxes-test, --scores, --invariance, --layers, --positions, --models and --factors of report, --index, --data). Only the file system is
     asked; what the files hold is checked by the stages."""
     command = getattr(args, "command", None) or ""
     if getattr(args, "out", None):
@@ -95,6 +95,8 @@ def check_paths(args: argparse.Namespace) -> None:
             _check_file("--layers", "table", table)
         for table in getattr(args, "positions", None) or ():
             _check_file("--positions", "table", table)
+        for table in getattr(args, "models", None) or ():
+            _check_file("--models", "table", table)
         factors = getattr(args, "factors", None)
         if factors and factors != "imagenet-x":
             _check_file("--factors", "factor annotations file (or the word imagenet-x)", factors)

@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output(s) of 'biasprobe layers', one per model: where in the network invariance is lost")
     p.add_argument("--positions", nargs="+", default=[], metavar="FILE",
                    help="output(s) of 'biasprobe positions', one per model (baseline first): maps over the frame")
+    p.add_argument("--models", nargs="+", default=[], metavar="FILE",
+                   help="output(s) of 'biasprobe invariance' of two or more models on the same images: accuracy, "
+                   "P(top-1 change) and consistency side by side")
     p.add_argument("--factors", metavar="FILE|imagenet-x", default=None,
                    help="human factor annotations joined by file name: a CSV or JSONL with file_name and 0/1 factor "
                         "columns, or imagenet-x for the annotations of the imagenet-x package (the imagenetx extra; "
@@ -39,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from biasprobe.report import write_report
 
     check_output_path(args.out, "file")
+    if len(args.models) == 1:
+        from biasprobe.core.errors import InputError
+
+        raise InputError("--models compares the invariance tables of at least two models, got 1")
     out = write_report(
         args.scores,
         args.invariance,
@@ -52,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         command=["biasprobe", *getattr(args, "argv", [])],
         layers=args.layers,
+        models=args.models,
         factors=args.factors,
     )
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -7,9 +7,22 @@ from pathlib import Path
 
 from biasprobe.core.errors import InputError
 
-__all__ = ["BUILTIN_PHOTOS", "bundled_photo_paths"]
+__all__ = ["BUILTIN_PHOTOS", "PHOTO_WNIDS", "bundled_photo_paths"]
 
 BUILTIN_PHOTOS = "builtin:photos"
+
+PHOTO_WNIDS: dict[str, str] = {
+    "coffee": "n07920052",  # espresso
+    "chelsea": "n02123045",  # tabby (an orange tabby cat; tiger cat and Egyptian cat are its neighbours)
+    "rocket": "n03773504",  # missile (a rocket on its launch pad)
+    "motorcycle_left": "n03785016",  # moped (ImageNet-1k has no motorcycle class; moped is the nearest)
+    "motorcycle_right": "n03785016",  # moped
+    "china": "n03877845",  # palace (a Chinese palace hall)
+    "grace_hopper": "n03763968",  # military uniform
+}
+"""Hand-assigned ImageNet-1k classes (wnids) of the bundled photos that show one: seven of the
+nine (astronaut and flower show none). ``builtin:photos`` itself stays unlabelled; the demo
+writes a manifest with these labels for its model comparison."""
 
 
 def bundled_photo_paths() -> dict[str, Path]:

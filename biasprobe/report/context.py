@@ -18,6 +18,7 @@ from biasprobe.report.factors import NO_FACTORS, factors_section
 from biasprobe.report.fixes import fixes
 from biasprobe.report.galleries import gallery
 from biasprobe.report.inputs import ReportInputs
+from biasprobe.report.models import NO_MODELS
 from biasprobe.report.positions import NO_POSITIONS
 
 __all__ = ["build_context", "build_supplement"]
@@ -66,6 +67,7 @@ def build_context(inputs: ReportInputs, *, title: str | None, seed: int, command
         "supplements": [],
         "factors": factors_section(analysed, factors, seed=seed) if factors is not None else dict(NO_FACTORS),
         "positions": dict(NO_POSITIONS),  # filled by render.write_report when positions tables are given
+        "models": dict(NO_MODELS),  # filled by render.write_report when several models' tables are given
     }
 
 

@@ -92,6 +92,8 @@ def write_report(
     seed: int = 0,
     command: list[str] | None = None,
     layers: Sequence[str | Path] = (),
+    models: Sequence[str | Path] = (),
+    models_note: str = "",
     factors: str | Path | None = None,
 ) -> Path:
     """Read the stage outputs, analyse them and write one self-contained HTML file to ``out``.
@@ -99,7 +101,9 @@ def write_report(
     ``extra_sections`` (title -> text, blank lines between paragraphs) are shown after the summary;
     ``supplements`` (further image sets, e.g. real photos) after the galleries; ``positions``
     (outputs of ``biasprobe positions``, baseline first) the maps over the frame; ``layers`` (outputs
-    of 'biasprobe layers') feed the section on where in the network invariance is lost; ``factors`` (a
+    of 'biasprobe layers') feed the section on where in the network invariance is lost; ``models``
+    (outputs of 'biasprobe invariance' of several models on the same images) the model comparison,
+    ``models_note`` a line said first there (which images, which protocols and why); ``factors`` (a
     factor annotations file, or ``imagenet-x`` for the installed package's) the human factors section.
     """
     inputs = load_inputs(
@@ -113,6 +117,10 @@ def write_report(
         from biasprobe.report.positions import positions_section
 
         context["positions"] = positions_section(positions, index=index, boxes_train=boxes_train, seed=seed)
+    if models:
+        from biasprobe.report.models import models_section
+
+        context["models"] = models_section(models, seed=seed, note=models_note)
     context["supplements"] = []
     for sup in supplements:
         sup_inputs = load_inputs(None, list(sup.invariance_files), images_root=sup.images_root)
