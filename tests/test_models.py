@@ -99,6 +99,27 @@ def test_efficientnet_lite1_and_lite2_load_by_order_and_shape(name: str) -> None
     assert logits.shape == (1, 1000) and emb.shape == (1, 1280)
 
 
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_the_lites_equal_their_weights_packages_own_model(index: int) -> None:
+    """The timm architecture with the weights loaded by order and shape gives the logits of the
+    model code the weights were published for (efficientnet-lite-pytorch), on any input."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from biasprobe.models.catalogue import LITES
+    from biasprobe.models.imagenet import _lite_weights_path
+
+    name = f"efficientnet_lite{index}"
+    reference = EfficientNet.from_pretrained(f"efficientnet-lite{index}", weights_path=str(_lite_weights_path(LITES[name])))
+    ours = create_model(name)
+    size = ours.preprocessing.input_size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(index))
+    with torch.inference_mode():
+        expected = reference.eval()(x)
+        logits, _emb = ours(x)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-4)
+    assert torch.equal(logits.argmax(1), expected.argmax(1))
+
+
 def test_lite_weights_that_do_not_fit_are_refused(tmp_path: Path) -> None:
     from biasprobe.models.catalogue import LITES
     from biasprobe.models.imagenet import _lite_weights_path
