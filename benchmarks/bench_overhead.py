@@ -259,6 +259,8 @@ def main() -> None:
         print(f"median: command {wall:.2f} s, bare forward {forward:.2f} s ({bare.views / forward:.0f} views/s): "
               f"ratio {ratio:.2f} (target >= 0.80: {'met' if ratio >= 0.8 else 'NOT met'}); "
               f"outside the forward {wall - forward:.2f} s = {100 * (wall - forward) / wall:.0f}% of the run")  # fmt: skip
+        print(f"load average now {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} cores: with other work on the "
+              "machine, runs differ more than the overhead; trust the profile's in-run shares then")  # fmt: skip
         if args.profile:
             profile(photos, out, cmd, env, forward, args.interval)
 
