@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 __all__ = [
     "N_BOOTSTRAP",
@@ -149,6 +148,8 @@ def spearman_estimate(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Estimat
     n = int(x.size)
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), n)
+    from scipy import stats as sps  # here: the invariance stage needs no scipy (0.5-1 s to import)
+
     rx, ry = sps.rankdata(x), sps.rankdata(y)
 
     def rho_of(a: np.ndarray, b: np.ndarray) -> float:

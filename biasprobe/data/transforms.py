@@ -24,6 +24,7 @@ __all__ = [
     "centre_crop",
     "embed_view",
     "normalise",
+    "normalise_",
     "resize_longer",
     "resize_shorter",
     "resize_to",
@@ -88,6 +89,13 @@ def normalise(
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return (x - m) / s
+
+
+def normalise_(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``normalise`` in place (the same two operations per value), returning ``x``."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return x.sub_(m).div_(s)
 
 
 def embed_view(img: Image.Image, *, input_size: int, crop_pct: float) -> np.ndarray:
