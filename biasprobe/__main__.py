@@ -1,7 +1,5 @@
 """``python -m biasprobe``."""
 
-import sys
+from biasprobe.cli import entry
 
-from biasprobe.cli import main
-
-sys.exit(main())
+entry()

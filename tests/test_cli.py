@@ -107,3 +107,19 @@ def test_choices_come_from_the_registries(capsys: pytest.CaptureFixture[str]) ->
         main(["train", "--data", "x", "--arch", "nope", "--out", "y"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'nope' (choose from 'world_vgg', 'world_resnet')" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["models"], 0), (["report", "--invariance", "/no/such.parquet", "--out", "/tmp/r.html"], 1)])
+def test_the_program_runs_exit_handlers_flushes_and_keeps_the_exit_code(argv: list[str], code: int) -> None:
+    """``entry`` leaves without tearing the interpreter down, but only after the exit handlers ran
+    and the piped output was flushed."""
+    script = ("import atexit, sys\nfrom biasprobe.cli import entry\n"
+              "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+              f"sys.argv = ['biasprobe', *{argv!r}]\nprint('buffered before', end='')\nentry()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == code, done.stderr
+    assert done.stdout.startswith("buffered before") and done.stdout.rstrip().endswith("exit handler ran")
+    if code == 0:
+        assert "efficientnet_lite2" in done.stdout
+    else:
+        assert done.stderr.startswith("biasprobe: error:")
