@@ -95,7 +95,7 @@ class DemoPlan:
 TYPICAL_SECONDS: dict[str, tuple[float, float]] = {
     "world": (2, 2), "train": (20, 45), "index": (6, 17), "score": (1, 2), "invariance": (18, 45),
     "photos": (20, 43), "report": (12, 20), "positions": (5, 10), "photo_positions": (9, 33), "layers": (5, 8),
-    "compare": (8, 8),
+    "compare": (7, 15),
 }
 
 

@@ -1,8 +1,13 @@
 """How long the demo takes, measured, with the conditions of each figure: one source for
 ``biasprobe demo --help`` and the README (tests/test_demo.py checks the README quotes these).
 
-Measured on a 2-core machine without a GPU (summary.json's ``seconds``), since the demo also
-runs the layers and positions steps (19 steps quick, 33 full): ``--quick`` 175 s with nothing
+Since the demo also compares EfficientNet-Lite0, Lite1 and Lite2 on the labelled photos (three
+steps, ``crop`` and ``zhang`` only: 22 steps quick, 36 full), one quick run on 2 cores shared with
+other jobs (load average 9-11) took 3,356 s in all; there the three steps took 58, 100 and 133 s
+against 270 s for Lite0's every-protocol photo step, which takes about 20 s on idle cores: so
+about 21 s more on idle cores (quick demo about 200 s, full demo about 12 minutes), within the
+figures below. Measured on a 2-core machine without a GPU (summary.json's ``seconds``), since the
+demo also runs the layers and positions steps (19 steps quick, 33 full): ``--quick`` 175 s with nothing
 else running (load average 1.6-1.7, the demo itself), the full demo 689 s (positions 89 s and
 layers 58 s of it) with a minute of tests beside it. Before those steps: ``--quick`` 130 s idle
 and 172 s with another job; the full demo 8 minutes on a quieter machine, 11 minutes with
