@@ -2,11 +2,9 @@
 ``biasprobe demo --help`` and the README (tests/test_demo.py checks the README quotes these).
 
 Since the demo also compares EfficientNet-Lite0, Lite1 and Lite2 on the labelled photos (three
-steps, ``crop`` and ``zhang`` only: 22 steps quick, 36 full), one quick run on 2 cores shared with
-other jobs (load average 9-11) took 3,356 s in all; there the three steps took 58, 100 and 133 s
-against 270 s for Lite0's every-protocol photo step, which takes about 20 s on idle cores: so
-about 21 s more on idle cores (quick demo about 200 s, full demo about 12 minutes), within the
-figures below. Measured on a 2-core machine without a GPU (summary.json's ``seconds``), since the
+steps, ``crop`` and ``zhang`` only: 22 steps quick, 36 full): ``--quick`` 206 s on 2 cores with
+nothing else running (load average about 1; the three steps 4, 6 and 9 s); the full demo was not
+re-timed (its three comparison steps add well under a minute). Measured on a 2-core machine without a GPU (summary.json's ``seconds``), since the
 demo also runs the layers and positions steps (19 steps quick, 33 full): ``--quick`` 175 s with nothing
 else running (load average 1.6-1.7, the demo itself), the full demo 689 s (positions 89 s and
 layers 58 s of it) with a minute of tests beside it. Before those steps: ``--quick`` 130 s idle
@@ -23,5 +21,5 @@ __all__ = ["CONDITIONS", "FULL_DEMO", "QUICK_DEMO", "UNDER_LOAD"]
 
 CONDITIONS = "on 2 CPU cores without a GPU"
 FULL_DEMO = "about 12 minutes"
-QUICK_DEMO = "3 minutes"
+QUICK_DEMO = "3-4 minutes"
 UNDER_LOAD = "several times longer when other heavy jobs share the cores (29 and 67 minutes measured for the full demo)"
