@@ -20,7 +20,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ import pandas as pd
 from biasprobe.analysis.columns import float_values
 from biasprobe.analysis.stats import Estimate, _resample_ranks, bootstrap_rows, mean_estimate, ratio_estimate
 from biasprobe.core.errors import InputError
+from biasprobe.data.imagenet_layout import file_key
 
 __all__ = [
     "IMAGENET_X",
@@ -37,7 +38,6 @@ __all__ = [
     "FactorTable",
     "analyse_factors",
     "auc_estimate",
-    "factor_key",
     "imagenet_x_files",
     "join_factors",
     "read_factors",
@@ -54,14 +54,9 @@ POSE_SIZE_FACTORS = ("pose", "larger", "smaller")
 NOT_FACTORS = frozenset({"file_name", "class", "label", "justification", "one_word"})
 
 
-def factor_key(name: str) -> str:
-    """The join key: the file name without folder and suffix."""
-    return PurePosixPath(str(name)).stem
-
-
 @dataclass(frozen=True)
 class FactorTable:
-    """One row per annotated image: ``key`` (``factor_key`` of its file name) and one 0/1 column per
+    """One row per annotated image: ``key`` (``data.imagenet_layout.file_key`` of its file name: no folder, no suffix) and one 0/1 column per
     factor; ``ignored``: the columns that are not factors (not 0/1), for messages."""
 
     frame: pd.DataFrame
@@ -170,7 +165,7 @@ def _table(rows: list[dict], source: str) -> FactorTable:
         name = row.get("file_name")
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"{source}, line {row['_line']}: empty or missing file_name")
-        key = factor_key(name.strip())
+        key = file_key(name.strip())
         if key in seen:
             raise InputError(f"{source}, line {row['_line']}: {name!r} is annotated again (first on line {seen[key]})")
         seen[key] = row["_line"]
@@ -221,7 +216,7 @@ def join_factors(table: pd.DataFrame, factors: FactorTable) -> FactorJoin:
     join; one row per image) by file name without folder and suffix."""
     if "path" not in table.columns:
         raise InputError("the table has no path column: factors are joined by the image's file name")
-    keys = table["path"].astype(str).map(factor_key)
+    keys = table["path"].astype(str).map(file_key)
     counts = keys.value_counts()
     shared = keys.map(counts).to_numpy() > 1
     lookup = factors.frame.set_index("key")
