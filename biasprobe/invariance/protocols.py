@@ -90,27 +90,31 @@ def _windows(square: torch.Tensor, corners: Sequence[tuple[int, int]], size: int
     return torch.stack([square[:, t : t + size, left : left + size] for t, left in corners])
 
 
+def _pair_windows(square: torch.Tensor, pairs: np.ndarray, size: int) -> torch.Tensor:
+    """The windows of (P, 4) pairs ``h1, w1, h2, w2``: views 2i and 2i + 1 at (h1, w1) and (h2, w2)."""
+    corners = [corner for h1, w1, h2, w2 in pairs.tolist() for corner in ((h1, w1), (h2, w2))]
+    return _windows(square, corners, size)
+
+
 def _build_crop(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
-    square = _crop_square(img, params)
-    size = params.input_size
-    c, row, col = square.stride()
     # Diagonal windows as a strided view of the square: no copy, and only the (3, B, B)
     # square crosses from the worker to the main process (one copy, into the batch).
-    return Views(square.as_strided((params.max_shift + 1, 3, size, size), (row + col, c, row, col)))
+    return Views(_diagonal(_crop_square(img, params), 0, params.max_shift + 1, params.input_size))
 
 
 def _build_zhang(img: Image.Image, image_id: str, params: ProtocolParams) -> Views:
-    square = _crop_square(img, params)
-    corners = []
-    for h1, w1, h2, w2 in zhang_offsets(image_id, params).tolist():
-        corners += [(h1, w1), (h2, w2)]
-    return Views(_windows(square, corners, params.input_size))
+    return Views(_pair_windows(_crop_square(img, params), zhang_offsets(image_id, params), params.input_size))
 
 
 def _build_circular(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
     s = params.input_size
     crop = _chw(centre_crop(resize_shorter(img, s), s))
     return Views(torch.stack([torch.roll(crop, shifts=(t, t), dims=(1, 2)) for t in range(params.max_shift + 1)]))
+
+
+def _canvas(n: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` black S x S views and their (empty) pasted-rectangle masks."""
+    return torch.zeros((n, 3, s, s), dtype=torch.uint8), torch.zeros((n, s, s), dtype=torch.bool)
 
 
 def _paste(pixels: torch.Tensor, mask: torch.Tensor, view: int, patch: torch.Tensor, x: int, y: int) -> None:
@@ -124,8 +128,7 @@ def _build_black(img: Image.Image, _image_id: str, params: ProtocolParams) -> Vi
     patch = _chw(resize_longer(img, e))
     _, h, w = patch.shape
     o = params.canvas_offset
-    pixels = torch.zeros((n, 3, s, s), dtype=torch.uint8)
-    mask = torch.zeros((n, s, s), dtype=torch.bool)
+    pixels, mask = _canvas(n, s)
     for t in range(n):
         _paste(pixels, mask, t, patch, o + t + (e - w) // 2, o + t + (e - h) // 2)
     return Views(pixels, mask)
@@ -133,15 +136,12 @@ def _build_black(img: Image.Image, _image_id: str, params: ProtocolParams) -> Vi
 
 def _build_scale(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
     s, e, n = params.input_size, params.embed_size, params.max_shift + 1
-    pixels = torch.zeros((n, 3, s, s), dtype=torch.uint8)
-    mask = torch.zeros((n, s, s), dtype=torch.bool)
+    pixels, mask = _canvas(n, s)
     for t in range(n):
         patch = _chw(resize_longer(img, e + t))
         _, h, w = patch.shape
         _paste(pixels, mask, t, patch, (s - w) // 2, (s - h) // 2)
     return Views(pixels, mask)
-
-
 
 
 # The paper presets (docs/literature.md): the geometry of the original code, on the same uint8
@@ -206,8 +206,7 @@ def _build_azulay_canvas(img: Image.Image, _image_id: str, params: ProtocolParam
     s, n = params.input_size, AZULAY_PAIRS + 1
     patch = _azulay_square(img, azulay_embed_size(s))
     start = azulay_canvas_start(s, patch.shape[1])
-    pixels = torch.zeros((n, 3, s, s), dtype=torch.uint8)
-    mask = torch.zeros((n, s, s), dtype=torch.bool)
+    pixels, mask = _canvas(n, s)
     for t in range(n):
         _paste(pixels, mask, t, patch, start + t, start + t)
     return Views(pixels, mask)
@@ -216,8 +215,7 @@ def _build_azulay_canvas(img: Image.Image, _image_id: str, params: ProtocolParam
 def _build_azulay_scale(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
     s = params.input_size
     sides = azulay_scale_sides(s)
-    pixels = torch.zeros((len(sides), 3, s, s), dtype=torch.uint8)
-    mask = torch.zeros((len(sides), s, s), dtype=torch.bool)
+    pixels, mask = _canvas(len(sides), s)
     for t, side in enumerate(sides):
         at = int((s - side - 1) / 2)  # the black branch's centre position for an image of this side
         _paste(pixels, mask, t, _azulay_square(img, side), at, at)
@@ -230,11 +228,8 @@ def _zhang2019_square(img: Image.Image, params: ProtocolParams) -> torch.Tensor:
 
 
 def _build_zhang2019(img: Image.Image, image_id: str, params: ProtocolParams) -> Views:
-    square = _zhang2019_square(img, params)
-    corners = []
-    for h1, w1, h2, w2 in zhang_offsets(image_id, params, high=ZHANG_DRAW).tolist():
-        corners += [(h1, w1), (h2, w2)]
-    return Views(_windows(square, corners, params.input_size))
+    pairs = zhang_offsets(image_id, params, high=ZHANG_DRAW)
+    return Views(_pair_windows(_zhang2019_square(img, params), pairs, params.input_size))
 
 
 def _build_zhang2019_diagonal(img: Image.Image, _image_id: str, params: ProtocolParams) -> Views:
